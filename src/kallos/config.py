@@ -1,0 +1,288 @@
+"""Typed, frozen, strict study configuration.
+
+A study is described by one :class:`StudyConfig`. It is loaded from TOML (or built in
+Python), rejects unknown keys, validates values, and hashes to a short id that, with
+the data hash, names a run.
+
+Example TOML (every key is optional; omitted keys keep their defaults)::
+
+    seed = 7
+    [universe]
+    top_n = 5
+    [backtest]
+    start = 2022-01-01
+    end = 2024-12-31
+    rebalance = "weekly"
+    cost_bps = 10
+    [portfolio]
+    objectives = ["max_sharpe", "max_quadratic_utility"]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from kallos.exceptions import ConfigError
+
+__all__ = [
+    "BacktestConfig",
+    "BadWindow",
+    "EvaluationConfig",
+    "ForecastConfig",
+    "PortfolioConfig",
+    "QualityConfig",
+    "RecurrentConfig",
+    "StudyConfig",
+    "UniverseConfig",
+    "apply_overrides",
+    "load_config",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BadWindow(_Strict):
+    """A known-bad stretch of one coin's prices from one source, dropped with a reason."""
+
+    coin_id: str
+    source: str | None = Field(None, description="only rows from this source; None = every source")
+    start: dt.date | None = None
+    end: dt.date
+    reason: str
+
+
+class QualityConfig(_Strict):
+    """Data-quality rules applied when the panel is built (see :mod:`kallos.data.quality`)."""
+
+    exclude_categories: tuple[str, ...] = ("stablecoin", "gold", "tokenized_fund")
+    max_ffill_days: int = Field(3, ge=0, le=30, description="longest gap filled forward, days")
+    max_daily_return: float = Field(
+        5.0, gt=0, description="cap on daily simple returns (+500%); the lower cap is the "
+        "symmetric log move, 1/(1+cap)-1 (-83.3%)"
+    )
+    stale_run_days: int = Field(5, ge=2, description="identical closes in a row that count as stale")
+    launch_artefact_days: int = Field(
+        90, ge=0, description="a capped jump this early in a coin's history drops the rows before it"
+    )
+    known_bad_windows: tuple[BadWindow, ...] = ()
+
+
+class UniverseConfig(_Strict):
+    """Monthly point-in-time universe and the capped market-cap benchmark."""
+
+    method: Literal["market_cap_daily"] = "market_cap_daily"
+    top_n: int = Field(5, ge=1, le=200)
+    benchmark_max_weight: float = Field(0.35, gt=0, le=1)
+    min_history_days: int = Field(
+        457, ge=30,
+        description="clean daily prices a coin needs at selection: 365 days of model history "
+        "plus one quarter, since a model can be up to a quarter old",
+    )
+
+
+class RecurrentConfig(_Strict):
+    """Hyper-parameters of the recurrent forecaster (GRU by default)."""
+
+    cell: Literal["gru", "lstm"] = "gru"
+    hidden_size: int = Field(128, ge=1)
+    num_layers: int = Field(2, ge=1, le=8)
+    dropout: float = Field(0.2, ge=0, lt=1)
+    lookback: int = Field(30, ge=2, description="days of features per input sequence")
+    direction_weight: float = Field(
+        2.0, ge=1, description="lambda: squared-error weight when the predicted sign is wrong"
+    )
+    learning_rate: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    batch_size: int = Field(64, ge=1)
+    max_epochs: int = Field(30, ge=1)
+    patience: int = Field(5, ge=1, description="epochs without validation improvement before stopping")
+
+
+class ForecastConfig(_Strict):
+    """Label, walk-forward schedule and forecaster settings."""
+
+    horizon: int = Field(7, ge=1, le=90, description="label: forward log return over this many days")
+    train_start: dt.date = dt.date(2018, 6, 1)
+    validation_days: int = Field(91, ge=7, description="last 13 weeks of each training window")
+    min_train_samples: int = Field(60, ge=10)
+    historical_mean_window: int = Field(365, ge=2)
+    forecasters: tuple[str, ...] = ("gru", "historical_mean", "naive_persistence")
+    recurrent: RecurrentConfig = RecurrentConfig()
+
+
+class PortfolioConfig(_Strict):
+    """Mean-variance construction shared by every forecast-driven strategy."""
+
+    objectives: tuple[str, ...] = ("max_sharpe", "max_quadratic_utility")
+    max_weight: float = Field(0.35, gt=0, le=1)
+    min_names: int = Field(3, ge=1)
+    min_weight_held: float = Field(1e-4, ge=0, description="a weight below this counts as not held")
+    risk_aversion: float = Field(1.0, gt=0, description="delta in max_quadratic_utility")
+    l2_gamma: float = Field(1.0, ge=0, description="L2 penalty in max_return")
+    risk_free_rate: float = Field(0.0, description="annualised, for max_sharpe")
+    covariance: Literal["sample", "ledoit_wolf"] = "sample"
+    cov_lookback: int = Field(365, ge=30, description="trailing days of returns for the covariance")
+
+
+class BacktestConfig(_Strict):
+    """Test period, rebalancing calendar and costs."""
+
+    start: dt.date = dt.date(2022, 1, 1)
+    end: dt.date = dt.date(2024, 12, 31)
+    rebalance: Literal["weekly", "monthly"] = "weekly"
+    cost_bps: float = Field(10.0, ge=0, description="per side, on traded notional")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BacktestConfig:
+        if self.end <= self.start:
+            raise ValueError(f"backtest.end ({self.end}) must be after backtest.start ({self.start})")
+        return self
+
+
+class EvaluationConfig(_Strict):
+    alpha: float = Field(0.05, gt=0, lt=1, description="significance level after correction")
+    var_level: float = Field(0.95, gt=0.5, lt=1)
+
+
+class StudyConfig(_Strict):
+    """The whole study. Defaults are the study described in the README."""
+
+    seed: int = 42
+    device: str = Field("cpu", description="torch device for the recurrent model")
+    n_jobs: int = Field(2, ge=1, description="worker processes for model training")
+    quality: QualityConfig = QualityConfig()
+    universe: UniverseConfig = UniverseConfig()
+    forecast: ForecastConfig = ForecastConfig()
+    portfolio: PortfolioConfig = PortfolioConfig()
+    backtest: BacktestConfig = BacktestConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+
+    @model_validator(mode="after")
+    def _feasible(self) -> StudyConfig:
+        from kallos.forecast.registry import FORECASTERS
+        from kallos.portfolio.optimizer import OBJECTIVES
+
+        unknown = [o for o in self.portfolio.objectives if o not in OBJECTIVES]
+        if unknown:
+            raise ValueError(
+                f"portfolio.objectives: unknown {unknown}; choose from {sorted(OBJECTIVES)}"
+            )
+        unknown = [f for f in self.forecast.forecasters if f not in FORECASTERS]
+        if unknown:
+            raise ValueError(
+                f"forecast.forecasters: unknown {unknown}; choose from {sorted(FORECASTERS)}"
+            )
+        p, u = self.portfolio, self.universe
+        if p.max_weight * u.top_n < 1 - 1e-12:
+            raise ValueError(
+                f"portfolio.max_weight={p.max_weight} x universe.top_n={u.top_n} < 1: "
+                "no fully invested portfolio fits; raise max_weight or top_n"
+            )
+        if p.min_names > u.top_n:
+            raise ValueError(
+                f"portfolio.min_names={p.min_names} > universe.top_n={u.top_n}: "
+                "the universe cannot hold that many names"
+            )
+        if u.benchmark_max_weight * u.top_n < 1 - 1e-12:
+            raise ValueError(
+                f"universe.benchmark_max_weight={u.benchmark_max_weight} x top_n={u.top_n} < 1"
+            )
+        if self.forecast.train_start >= self.backtest.start:
+            raise ValueError("forecast.train_start must precede backtest.start")
+        return self
+
+    @property
+    def implied_min_names(self) -> int:
+        """Names any fully invested portfolio must hold under ``max_weight``."""
+        return math.ceil(1 / self.portfolio.max_weight - 1e-12)
+
+    def config_hash(self) -> str:
+        """Short, stable hash of every setting (12 hex characters)."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _format_validation_error(err: ValidationError, origin: str) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see `kallos run --help`)"
+        lines.append(f"  {key}: {msg}")
+    return f"invalid configuration in {origin}:\n" + "\n".join(lines)
+
+
+def build_config(data: dict[str, Any], origin: str = "<config>") -> StudyConfig:
+    """Validate a nested mapping into a :class:`StudyConfig`.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``origin`` and every offending dotted key.
+    """
+    try:
+        return StudyConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, origin)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> StudyConfig:
+    """Load a TOML study file (or the defaults) and apply dotted-key overrides.
+
+    Parameters
+    ----------
+    path : path to a TOML file, or None for the default study.
+    overrides : mapping of dotted keys (``"backtest.cost_bps"``) to values.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing or not valid TOML, or a key is unknown or invalid.
+    """
+    data: dict[str, Any] = {}
+    origin = "<defaults>"
+    if path is not None:
+        origin = str(path)
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            data = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{p}: not valid TOML: {err}") from None
+    if overrides:
+        data = apply_overrides(data, overrides)
+        origin += " (with command-line overrides)"
+    return build_config(data, origin)
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of nested ``data`` with dotted-key ``overrides`` set.
+
+    Raises
+    ------
+    ConfigError
+        If a dotted key walks through a non-table value.
+    """
+    out = json.loads(json.dumps(data, default=str))
+    for dotted, value in overrides.items():
+        node = out
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            nxt = node.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"override {dotted!r}: {part!r} is not a table")
+            node = nxt
+        node[parts[-1]] = value
+    return out

@@ -1,0 +1,151 @@
+"""The one schema definition (SQLAlchemy 2.x Core), shared by SQLite and PostgreSQL.
+
+Dates are stored as SQL ``DATE`` and mean UTC calendar days stamped at that day's close.
+Money is USD (USDT for Binance), prices per coin, market caps and volumes in USD.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+coins = Table(
+    "coins",
+    metadata,
+    Column("coin_id", String(64), primary_key=True),
+    Column("symbol", String(32)),
+    Column("name", String(200)),
+    Column("category", String(64), nullable=False, doc="crypto, stablecoin, gold, tokenized_fund, ..."),
+    Column("source", String(32), nullable=False),
+)
+
+daily_market_data = Table(
+    "daily_market_data",
+    metadata,
+    Column("coin_id", String(64), primary_key=True),
+    Column("date", Date, primary_key=True, doc="UTC day whose close the row describes"),
+    Column("source", String(32), primary_key=True, doc="coingecko, binance, ..."),
+    Column("open", Float),
+    Column("high", Float),
+    Column("low", Float),
+    Column("close", Float, nullable=False),
+    Column("volume", Float, doc="24h traded value in USD (quote currency)"),
+    Column("market_cap", Float, doc="USD, circulating supply"),
+)
+Index("ix_daily_market_data_date", daily_market_data.c.date)
+
+market_cap_snapshots = Table(
+    "market_cap_snapshots",
+    metadata,
+    Column("snapshot_date", Date, primary_key=True, doc="UTC day whose close the snapshot describes"),
+    Column("rank", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("symbol", String(32), nullable=False),
+    Column("market_cap", Float),
+    Column("price", Float),
+    Column("circulating_supply", Float),
+    Column("volume_24h", Float),
+    Column("source", String(32), nullable=False),
+)
+
+index_monthly_constituents = Table(
+    "index_monthly_constituents",
+    metadata,
+    Column("index_id", String(64), primary_key=True, doc="e.g. mcap_top5_cap35"),
+    Column("month", Date, primary_key=True, doc="first day of the month the weights are held"),
+    Column("coin_id", String(64), primary_key=True),
+    Column("selection_date", Date, nullable=False, doc="last day of the previous month"),
+    Column("rank", Integer, nullable=False),
+    Column("market_cap", Float, nullable=False),
+    Column("weight", Float, nullable=False, doc="capped market-cap weight at selection"),
+)
+
+daily_index_coin_contributions = Table(
+    "daily_index_coin_contributions",
+    metadata,
+    Column("index_id", String(64), primary_key=True),
+    Column("date", Date, primary_key=True),
+    Column("coin_id", String(64), primary_key=True),
+    Column("weight", Float, nullable=False, doc="start-of-day drifted weight"),
+    Column("return", Float, nullable=False, doc="coin's daily simple return"),
+    Column("contribution", Float, nullable=False, doc="weight x return"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("kallos_version", String(32), nullable=False),
+    Column("config_hash", String(32), nullable=False),
+    Column("data_hash", String(32), nullable=False),
+    Column("config", JSON, nullable=False),
+    Column("summary", JSON, nullable=False),
+    Column("output_dir", Text, nullable=False),
+    Column("wall_seconds", Float, nullable=False),
+)
+
+portfolio_weights = Table(
+    "portfolio_weights",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("strategy", String(64), primary_key=True),
+    Column("objective", String(64), primary_key=True, doc="'none' for benchmarks"),
+    Column("date", Date, primary_key=True, doc="decision date (close)"),
+    Column("coin_id", String(64), primary_key=True),
+    Column("weight", Float, nullable=False),
+)
+
+portfolio_daily_returns = Table(
+    "portfolio_daily_returns",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("strategy", String(64), primary_key=True),
+    Column("objective", String(64), primary_key=True),
+    Column("date", Date, primary_key=True),
+    Column("return_gross", Float, nullable=False),
+    Column("return_net", Float, nullable=False),
+    Column("turnover", Float, nullable=False),
+)
+
+forecasts = Table(
+    "forecasts",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("forecaster", String(64), primary_key=True),
+    Column("coin_id", String(64), primary_key=True),
+    Column("as_of", Date, primary_key=True, doc="decision date whose close the forecast uses"),
+    Column("horizon", Integer, nullable=False),
+    Column("forecast", Float, nullable=False, doc="forward log return over horizon"),
+    Column("realised", Float, doc="the realised label, when known"),
+    Column("fold_cutoff", Date, nullable=False),
+)
+
+data_quality_events = Table(
+    "data_quality_events",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("event_id", Integer, primary_key=True),
+    Column("rule", String(64), nullable=False),
+    Column("coin_id", String(64), nullable=False),
+    Column("start", Date),
+    Column("end", Date),
+    Column("n_rows", Integer, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("detail", Text, nullable=False),
+)
+
+RUN_TABLES = (portfolio_weights, portfolio_daily_returns, forecasts, data_quality_events)
