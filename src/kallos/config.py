@@ -67,8 +67,10 @@ class QualityConfig(_Strict):
     exclude_categories: tuple[str, ...] = ("stablecoin", "gold", "tokenized_fund")
     max_ffill_days: int = Field(3, ge=0, le=30, description="longest gap filled forward, days")
     max_daily_return: float = Field(
-        5.0, gt=0, description="cap on daily simple returns (+500%); the lower cap is the "
-        "symmetric log move, 1/(1+cap)-1 (-83.3%)"
+        5.0,
+        gt=0,
+        description="cap on daily simple returns (+500%); the lower cap is the "
+        "symmetric log move, 1/(1+cap)-1 (-83.3%)",
     )
     stale_run_days: int = Field(5, ge=2, description="identical closes in a row that count as stale")
     launch_artefact_days: int = Field(
@@ -84,7 +86,8 @@ class UniverseConfig(_Strict):
     top_n: int = Field(5, ge=1, le=200)
     benchmark_max_weight: float = Field(0.35, gt=0, le=1)
     min_history_days: int = Field(
-        457, ge=30,
+        457,
+        ge=30,
         description="clean daily prices a coin needs at selection: 365 days of model history "
         "plus one quarter, since a model can be up to a quarter old",
     )
@@ -174,14 +177,10 @@ class StudyConfig(_Strict):
 
         unknown = [o for o in self.portfolio.objectives if o not in OBJECTIVES]
         if unknown:
-            raise ValueError(
-                f"portfolio.objectives: unknown {unknown}; choose from {sorted(OBJECTIVES)}"
-            )
+            raise ValueError(f"portfolio.objectives: unknown {unknown}; choose from {sorted(OBJECTIVES)}")
         unknown = [f for f in self.forecast.forecasters if f not in FORECASTERS]
         if unknown:
-            raise ValueError(
-                f"forecast.forecasters: unknown {unknown}; choose from {sorted(FORECASTERS)}"
-            )
+            raise ValueError(f"forecast.forecasters: unknown {unknown}; choose from {sorted(FORECASTERS)}")
         p, u = self.portfolio, self.universe
         if p.max_weight * u.top_n < 1 - 1e-12:
             raise ValueError(
@@ -194,9 +193,7 @@ class StudyConfig(_Strict):
                 "the universe cannot hold that many names"
             )
         if u.benchmark_max_weight * u.top_n < 1 - 1e-12:
-            raise ValueError(
-                f"universe.benchmark_max_weight={u.benchmark_max_weight} x top_n={u.top_n} < 1"
-            )
+            raise ValueError(f"universe.benchmark_max_weight={u.benchmark_max_weight} x top_n={u.top_n} < 1")
         if self.forecast.train_start >= self.backtest.start:
             raise ValueError("forecast.train_start must precede backtest.start")
         return self

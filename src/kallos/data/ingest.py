@@ -90,7 +90,9 @@ def ingest(store: Store, source: str, path: str | Path, **importer_kwargs) -> In
     return _write(store, batch)
 
 
-def ingest_data_dir(store: Store, data_dir: str | Path, sources: tuple[str, ...] | None = None) -> IngestReport:
+def ingest_data_dir(
+    store: Store, data_dir: str | Path, sources: tuple[str, ...] | None = None
+) -> IngestReport:
     """Import every source found in a directory laid out like ``../shared/data``.
 
     All files are read and validated first, then written in a single transaction, so a
@@ -104,8 +106,6 @@ def ingest_data_dir(store: Store, data_dir: str | Path, sources: tuple[str, ...]
         if sub.exists():
             batches.append(IMPORTERS[source]().read(sub))
     if not batches:
-        raise StoreError(
-            f"{data_dir} holds none of {[str(data_dir / DATASET_LAYOUT[s]) for s in sources]}"
-        )
+        raise StoreError(f"{data_dir} holds none of {[str(data_dir / DATASET_LAYOUT[s]) for s in sources]}")
     store.create_schema()
     return _write(store, concat_batches(batches))

@@ -51,9 +51,7 @@ def read_csv(path: Path, required: Iterable[str], **kwargs) -> pd.DataFrame:
         raise ImportFormatError(f"{path}: cannot be read as CSV: {err}") from None
     missing = [c for c in required if c not in frame.columns]
     if missing:
-        raise ImportFormatError(
-            f"{path}: missing column(s) {missing}; found {list(frame.columns)}"
-        )
+        raise ImportFormatError(f"{path}: missing column(s) {missing}; found {list(frame.columns)}")
     return frame
 
 
@@ -78,12 +76,9 @@ def fail_rows(path: Path, mask: pd.Series, message: str, frame: pd.DataFrame) ->
         i = int(mask.to_numpy().nonzero()[0][0])
         n = int(mask.sum())
         more = f" ({n - 1} more row(s) like it)" if n > 1 else ""
-        raise ImportFormatError(
-            f"{path}, row {i + 2}: {message}: {frame.iloc[i].to_dict()}{more}"
-        )
+        raise ImportFormatError(f"{path}, row {i + 2}: {message}: {frame.iloc[i].to_dict()}{more}")
 
 
 def check_duplicate_dates(path: Path, dates: pd.Series, frame: pd.DataFrame) -> None:
     dup = dates.duplicated(keep="first")
-    fail_rows(path, dup, "duplicated date " + (str(dates[dup].iloc[0].date()) if dup.any() else ""),
-              frame)
+    fail_rows(path, dup, "duplicated date " + (str(dates[dup].iloc[0].date()) if dup.any() else ""), frame)

@@ -44,8 +44,18 @@ __all__ = ["QUOTE_ASSETS", "BinanceKlinesImporter", "coin_id_from_pair"]
 
 QUOTE_ASSETS = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "USD")
 OFFICIAL_COLUMNS = [
-    "open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",
-    "trades", "taker_buy_base", "taker_buy_quote", "ignore",
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "close_time",
+    "quote_volume",
+    "trades",
+    "taker_buy_base",
+    "taker_buy_quote",
+    "ignore",
 ]
 
 

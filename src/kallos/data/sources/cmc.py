@@ -43,9 +43,7 @@ class CmcSnapshotsImporter:
     def read(self, path: Path) -> ImportBatch:
         files = list_csv_files(Path(path), ("*snapshot*.csv", "*snapshot*.csv.gz"))
         frames = [self._read_file(f) for f in files]
-        snaps = pd.concat(frames, ignore_index=True).drop_duplicates(
-            ["snapshot_date", "rank"], keep="last"
-        )
+        snaps = pd.concat(frames, ignore_index=True).drop_duplicates(["snapshot_date", "rank"], keep="last")
         return ImportBatch(snapshots=snaps, files=tuple(files))
 
     def _read_file(self, f: Path) -> pd.DataFrame:

@@ -63,9 +63,7 @@ class CoinGeckoCsvImporter:
 
     def read(self, path: Path) -> ImportBatch:
         path = Path(path)
-        files = [
-            f for f in list_csv_files(path, ("*.csv", "*.csv.gz")) if f.name != METADATA_FILE
-        ]
+        files = [f for f in list_csv_files(path, ("*.csv", "*.csv.gz")) if f.name != METADATA_FILE]
         meta = self._metadata(path) if path.is_dir() else None
         batches = [self._read_file(f, meta) for f in files]
         ids = [b.coins["coin_id"].iloc[0] for b in batches]
@@ -91,9 +89,7 @@ class CoinGeckoCsvImporter:
         snapped = pd.to_datetime(raw["snapped_at"], utc=True, errors="coerce", format="mixed")
         fail_rows(f, snapped.isna(), "unparseable snapped_at", raw)
         # Row snapped on day D describes the close of D-1 (see module docstring).
-        date = snapped.dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize() - pd.Timedelta(
-            days=1
-        )
+        date = snapped.dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize() - pd.Timedelta(days=1)
         check_duplicate_dates(f, date, raw)
         price = numeric(raw, "price", f)
         fail_rows(f, price.isna(), "missing price", raw)
@@ -127,7 +123,5 @@ class CoinGeckoCsvImporter:
             category = canonical_category(str(row["category"]))
             symbol = str(row.get("symbol", symbol))
             name = row.get("name")
-        coins = pd.DataFrame(
-            [[coin_id, symbol, name, category, self.source]], columns=COIN_COLUMNS
-        )
+        coins = pd.DataFrame([[coin_id, symbol, name, category, self.source]], columns=COIN_COLUMNS)
         return ImportBatch(market=market, coins=coins, files=(f,), notes=tuple(notes))
