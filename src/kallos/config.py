@@ -94,9 +94,8 @@ class UniverseConfig(_Strict):
 
 
 class RecurrentConfig(_Strict):
-    """Hyper-parameters of the recurrent forecaster (GRU by default)."""
+    """Hyper-parameters of the recurrent forecasters (the registry names ``gru``/``lstm`` pick the cell)."""
 
-    cell: Literal["gru", "lstm"] = "gru"
     hidden_size: int = Field(128, ge=1)
     num_layers: int = Field(2, ge=1, le=8)
     dropout: float = Field(0.2, ge=0, lt=1)

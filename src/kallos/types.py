@@ -74,6 +74,8 @@ class BacktestResult:
         Cost charged at each decision date, as a fraction of portfolio value.
     holdings : pd.DataFrame
         Start-of-day weights (after drift) for every day of ``returns_gross``; columns ``coin_id``.
+    missing_returns : int
+        Held coin-days whose return was unknown and taken as 0.
     """
 
     returns_gross: pd.Series
@@ -81,3 +83,4 @@ class BacktestResult:
     turnover: pd.Series
     costs: pd.Series
     holdings: pd.DataFrame = field(repr=False)
+    missing_returns: int = 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -47,7 +49,15 @@ def read_csv(path: Path, required: Iterable[str], **kwargs) -> pd.DataFrame:
     """
     try:
         frame = pd.read_csv(path, **kwargs)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as err:
+    except (
+        pd.errors.ParserError,
+        pd.errors.EmptyDataError,
+        UnicodeDecodeError,
+        OSError,
+        EOFError,
+        zlib.error,
+        gzip.BadGzipFile,
+    ) as err:
         raise ImportFormatError(f"{path}: cannot be read as CSV: {err}") from None
     missing = [c for c in required if c not in frame.columns]
     if missing:

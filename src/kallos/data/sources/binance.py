@@ -97,7 +97,7 @@ class BinanceKlinesImporter:
     def _read_file(self, f: Path) -> ImportBatch:
         pair = _pair_from_filename(f)
         coin_id = coin_id_from_pair(pair)
-        head = pd.read_csv(f, nrows=1, header=None)
+        head = read_csv(f, (), nrows=1, header=None)
         official = str(head.iloc[0, 0]).strip().isdigit() and head.shape[1] >= 12
         if official:
             raw = read_csv(f, OFFICIAL_COLUMNS[:6], header=None, names=OFFICIAL_COLUMNS)

@@ -1,0 +1,221 @@
+"""The ``kallos`` command line: a thin adapter over the library.
+
+Each command parses options, loads and validates a config, calls one library function
+and writes under an explicit ``--out`` directory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kallos import __version__
+from kallos.cli.progress import RichProgress
+from kallos.config import load_config
+from kallos.data import DATA_DIR_ENV, Store, default_database_url, ingest, ingest_data_dir, resolve_data_dir
+from kallos.data.sources import IMPORTERS
+from kallos.exceptions import KallosError
+from kallos.pipeline import execute_study
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Kallos: do GRU return forecasts build better crypto portfolios than simple estimates, after costs?",
+)
+console = Console(stderr=True)
+
+OutOpt = Annotated[
+    Path, typer.Option("--out", help="Directory for runs, models and the default SQLite store.")
+]
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="KALLOS_DATABASE_URL",
+        help="SQLAlchemy URL; default sqlite:///<out>/kallos.db (embedded, no server).",
+    ),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"kallos {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Kallos command line."""
+
+
+def _fail(err: Exception) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {err}", soft_wrap=True, highlight=False)
+    return typer.Exit(code=2)
+
+
+def _parse_set(values: list[str]) -> dict[str, Any]:
+    import tomllib
+
+    out: dict[str, Any] = {}
+    for item in values:
+        if "=" not in item:
+            raise KallosError(
+                f"--set {item!r}: expected KEY=VALUE, e.g. --set forecast.recurrent.hidden_size=64"
+            )
+        key, raw = item.split("=", 1)
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = raw
+    return out
+
+
+@app.command()
+def run(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Study TOML file (unknown keys are errors).")
+    ] = None,
+    out: OutOpt = Path("out"),
+    database_url: DbOpt = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir", envvar=DATA_DIR_ENV, help="Provider exports to import when the store is empty."
+        ),
+    ] = None,
+    top_n: Annotated[int | None, typer.Option(help="Coins in the monthly universe [default: 5].")] = None,
+    start: Annotated[
+        dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="First test day [default: 2022-01-01].")
+    ] = None,
+    end: Annotated[
+        dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Last test day [default: 2024-12-31].")
+    ] = None,
+    rebalance: Annotated[
+        str | None, typer.Option(help="weekly (Sunday close) or monthly [default: weekly].")
+    ] = None,
+    cost_bps: Annotated[
+        float | None, typer.Option(help="Cost per side, basis points of traded notional [default: 10].")
+    ] = None,
+    objective: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Objective(s): max_sharpe, min_volatility, max_quadratic_utility, max_return "
+            "[default: max_sharpe, max_quadratic_utility]."
+        ),
+    ] = None,
+    horizon: Annotated[int | None, typer.Option(help="Forecast horizon in days [default: 7].")] = None,
+    covariance: Annotated[str | None, typer.Option(help="sample or ledoit_wolf [default: sample].")] = None,
+    max_epochs: Annotated[int | None, typer.Option(help="GRU training epochs cap [default: 30].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Base random seed [default: 42].")] = None,
+    device: Annotated[str | None, typer.Option(help="torch device for the GRU [default: cpu].")] = None,
+    n_jobs: Annotated[int | None, typer.Option(help="Worker processes for training [default: 2].")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="Any config key, dotted: --set forecast.recurrent.hidden_size=64 (repeatable)."
+        ),
+    ] = None,
+) -> None:
+    """Run the study end to end and write out/<run-id>/ (report.html, results.json, Parquet)."""
+    overrides: dict[str, Any] = {}
+    flags = {
+        "universe.top_n": top_n,
+        "backtest.start": start.date().isoformat() if start else None,
+        "backtest.end": end.date().isoformat() if end else None,
+        "backtest.rebalance": rebalance,
+        "backtest.cost_bps": cost_bps,
+        "portfolio.objectives": objective or None,
+        "forecast.horizon": horizon,
+        "portfolio.covariance": covariance,
+        "forecast.recurrent.max_epochs": max_epochs,
+        "seed": seed,
+        "device": device,
+        "n_jobs": n_jobs,
+    }
+    overrides.update({k: v for k, v in flags.items() if v is not None})
+    try:
+        overrides.update(_parse_set(set_ or []))
+        cfg = load_config(config, overrides)
+        store = Store(database_url or default_database_url(out))
+        outcome = execute_study(cfg, store, out, data_dir=data_dir, progress=RichProgress(console))
+    except KallosError as err:
+        raise _fail(err) from None
+    _summary(outcome)
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None or x != x else f"{x:+.1%}"
+
+
+def _summary(outcome) -> None:
+    result = outcome.result
+    cfg = result.config
+    table = Table(
+        title=f"Net of {cfg.backtest.cost_bps:g} bps costs, {cfg.backtest.start} to {cfg.backtest.end}"
+    )
+    for col in ("variant", "CAGR", "vol", "Sharpe", "max DD", "turnover/yr", "fallbacks"):
+        table.add_column(col, justify="right" if col != "variant" else "left")
+    for key, m in result.metrics.items():
+        net = m["net"]
+        d = result.decisions[result.decisions["key"] == key]
+        table.add_row(
+            key,
+            _pct(net.get("cagr")),
+            _pct(net.get("annual_volatility")),
+            f"{net.get('sharpe', float('nan')):.2f}",
+            _pct(net.get("max_drawdown")),
+            f"{net.get('turnover_annual', float('nan')):.1f}",
+            f"{int(d['fallback'].sum())}/{len(d)}",
+        )
+    out = Console()
+    out.print(table)
+    sig = result.tests[result.tests["significant"]] if len(result.tests) else result.tests
+    out.print(
+        f"{len(sig)} of {len(result.tests)} pairwise tests significant after Holm "
+        f"(alpha={cfg.evaluation.alpha})."
+    )
+    out.print(f"Finished in {outcome.wall_seconds:.0f} s. Report: [bold]{outcome.run_dir / 'report.html'}[/]")
+
+
+@app.command("ingest")
+def ingest_cmd(
+    source: Annotated[
+        str, typer.Option(help=f"One of {sorted(IMPORTERS)}, or 'all' for a data directory.")
+    ] = "all",
+    path: Annotated[
+        Path | None,
+        typer.Option(help=f"File or directory of the source's exports [default: ${DATA_DIR_ENV} for 'all']."),
+    ] = None,
+    out: OutOpt = Path("out"),
+    database_url: DbOpt = None,
+) -> None:
+    """Import provider exports into the store (idempotent upserts, one transaction)."""
+    try:
+        store = Store(database_url or default_database_url(out))
+        with RichProgress(console).stage(f"Importing {source}", total=None):
+            if source == "all":
+                report = ingest_data_dir(store, resolve_data_dir(path))
+            else:
+                if path is None:
+                    raise KallosError(f"--path is required with --source {source}")
+                report = ingest(store, source, path)
+    except KallosError as err:
+        raise _fail(err) from None
+    for table, n in report.rows.items():
+        typer.echo(f"{table}: {n} rows upserted")
+    typer.echo(f"{len(report.files)} file(s) read; {len(report.notes)} note(s)")
+    for note in report.notes:
+        typer.echo(f"  note: {note}")
+
+
+def main() -> None:
+    app()

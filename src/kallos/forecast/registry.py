@@ -1,0 +1,50 @@
+"""Forecasters by name: a registry, not an if/elif chain."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+
+from kallos.config import ForecastConfig
+from kallos.forecast.base import BaseForecaster
+from kallos.forecast.baselines import HistoricalMean, NaivePersistence
+from kallos.forecast.recurrent import RecurrentForecaster
+
+__all__ = ["FORECASTERS", "make_forecaster", "stable_seed"]
+
+Factory = Callable[[ForecastConfig, int, str], BaseForecaster]
+
+
+def _recurrent(cell: str) -> Factory:
+    def build(cfg: ForecastConfig, seed: int, device: str) -> BaseForecaster:
+        return RecurrentForecaster(cfg.recurrent, cell, cfg.horizon, seed, device, cfg.min_train_samples)
+
+    return build
+
+
+FORECASTERS: dict[str, Factory] = {
+    "gru": _recurrent("gru"),
+    "lstm": _recurrent("lstm"),
+    "historical_mean": lambda cfg, seed, device: HistoricalMean(cfg.horizon, cfg.historical_mean_window),
+    "naive_persistence": lambda cfg, seed, device: NaivePersistence(cfg.horizon),
+}
+
+
+def make_forecaster(name: str, cfg: ForecastConfig, seed: int = 0, device: str = "cpu") -> BaseForecaster:
+    """An unfitted forecaster registered as ``name``.
+
+    Raises
+    ------
+    KeyError
+        If ``name`` is not registered (the message lists the known names).
+    """
+    try:
+        factory = FORECASTERS[name]
+    except KeyError:
+        raise KeyError(f"unknown forecaster {name!r}; choose from {sorted(FORECASTERS)}") from None
+    return factory(cfg, seed, device)
+
+
+def stable_seed(*parts: object) -> int:
+    """A seed derived from ``parts`` that is the same in every process and run."""
+    return zlib.crc32("|".join(map(str, parts)).encode()) & 0x7FFFFFFF

@@ -1,0 +1,58 @@
+"""The whole study, end to end: import if needed, clean, forecast, optimise, backtest, report."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from kallos.config import StudyConfig
+from kallos.data import Store, build_panel, ingest_data_dir, resolve_data_dir
+from kallos.data.ingest import IngestReport
+from kallos.pipeline.persist import persist_study
+from kallos.pipeline.progress import NullProgress, Progress
+from kallos.pipeline.study import StudyResult, run_study
+
+__all__ = ["RunOutcome", "StudyResult", "execute_study", "run_study"]
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_dir: Path
+    result: StudyResult
+    ingested: IngestReport | None
+    wall_seconds: float
+
+
+def execute_study(
+    config: StudyConfig,
+    store: Store,
+    out_root: Path,
+    data_dir: str | Path | None = None,
+    progress: Progress | None = None,
+) -> RunOutcome:
+    """Run the study against ``store`` and write ``out_root/<run-id>/``.
+
+    If the store holds no market data yet, the exports in ``data_dir`` (or
+    ``$KALLOS_DATA_DIR``) are imported first.
+
+    Raises
+    ------
+    KallosError
+        Subclasses name what is wrong: a missing data directory, malformed files,
+        data not covering the test period.
+    """
+    progress = progress or NullProgress()
+    t0 = time.perf_counter()
+    store.create_schema()
+    ingested = None
+    if store.is_empty():
+        directory = resolve_data_dir(data_dir)
+        with progress.stage(f"Importing {directory}", total=None):
+            ingested = ingest_data_dir(store, directory)
+    with progress.stage("Cleaning data", total=None):
+        panel = build_panel(store.read_market_data(), store.read_coins(), config.quality)
+    result = run_study(panel, config, progress)
+    with progress.stage("Writing report", total=None):
+        run_dir = persist_study(result, store, out_root, wall_seconds=time.perf_counter() - t0)
+    return RunOutcome(run_dir, result, ingested, time.perf_counter() - t0)

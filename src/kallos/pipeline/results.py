@@ -1,0 +1,141 @@
+"""Assemble the machine-readable ``results.json`` document and the report frames of a study."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kallos.data.quality import describe
+from kallos.pipeline.study import StudyResult
+from kallos.report import ReportFrames
+
+__all__ = ["RESULT_KEYS", "build_results", "report_frames"]
+
+RESULT_KEYS = ("config", "data", "strategies", "tests", "forecasts")
+
+
+def jsonable(value: Any) -> Any:
+    """Recursively convert to JSON types: NaN/inf -> None, timestamps -> ISO dates."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, pd.Timestamp):
+        return value.date().isoformat() if value == value.normalize() else value.isoformat()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is pd.NaT:
+        return None
+    return value
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return jsonable(frame.to_dict(orient="records"))
+
+
+def _period(index: pd.Index) -> dict[str, Any]:
+    if len(index) == 0:
+        return {"start": None, "end": None, "n_days": 0}
+    return {"start": index[0], "end": index[-1], "n_days": len(index)}
+
+
+def build_results(result: StudyResult, run: dict[str, Any], coverage: pd.DataFrame, database: str) -> dict:
+    """The ``results.json`` document, with top-level keys :data:`RESULT_KEYS`.
+
+    Parameters
+    ----------
+    run : run_id, kallos_version, created_at, config_hash.
+    coverage : per source and coin: first, last, rows (from the store).
+    database : the database URL without password.
+    """
+    cfg = result.config
+    start, end = pd.Timestamp(cfg.backtest.start), pd.Timestamp(cfg.backtest.end)
+    universe = []
+    for month, g in result.universe.groupby("month"):
+        universe.append(
+            {
+                "month": month.strftime("%Y-%m"),
+                "selection_date": g["selection_date"].iloc[0],
+                "constituents": _records(g[["coin_id", "rank", "market_cap", "benchmark_weight"]]),
+            }
+        )
+    strategies = {}
+    for key, (name, objective) in result.variants.items():
+        d = result.decisions[result.decisions["key"] == key]
+        reasons = d.loc[d["fallback"], "objective_used"].value_counts()
+        strategies[key] = {
+            "strategy": name,
+            "objective": objective,
+            "period": _period(result.backtests[key].returns_net.loc[start:end].index),
+            "metrics_net": result.metrics[key]["net"],
+            "metrics_gross": result.metrics[key]["gross"],
+            "fallbacks": {
+                "count": int(d["fallback"].sum()),
+                "rebalances": len(d),
+                "by_reason": {f"fell back to {k}": int(v) for k, v in reasons.items()},
+            },
+            "missing_returns": result.backtests[key].missing_returns,
+        }
+    trained = [j for j in result.jobs if j.state is not None]
+    errors = [j.error for j in result.jobs if j.error]
+    fc = result.forecasts
+    doc = {
+        "config": {
+            **run,
+            "data_hash": result.data_hash,
+            "study": cfg.model_dump(mode="json"),
+        },
+        "data": {
+            "database": database,
+            "sources": _records(coverage),
+            "panel": {"start": result.panel_start, "end": result.panel_end, "n_coins": None},
+            "quality": {
+                "summary": describe(result.quality_events),
+                "events": _records(result.quality_events),
+            },
+            "universe": universe,
+        },
+        "strategies": strategies,
+        "tests": {
+            "alpha": cfg.evaluation.alpha,
+            "correction": "holm",
+            "period": _period(pd.date_range(start, end, freq="D")),
+            "pairwise": _records(result.tests),
+        },
+        "forecasts": {
+            "horizon": cfg.forecast.horizon,
+            "period": {"start": fc["as_of"].min(), "end": fc["as_of"].max()} if len(fc) else {},
+            "baseline": "naive_persistence",
+            "by_coin_quarter": _records(result.forecast_accuracy),
+            "overall": _records(result.forecast_overall),
+            "models": {
+                "trained": len(trained),
+                "folds": len(result.folds),
+                "fold_cutoffs": [f.key for f in result.folds],
+                "errors": errors,
+            },
+        },
+    }
+    doc["data"]["panel"]["n_coins"] = int(result.universe["coin_id"].nunique())
+    return jsonable(doc)
+
+
+def report_frames(result: StudyResult) -> ReportFrames:
+    """Frames the HTML report draws from."""
+    cfg = result.config
+    start, end = pd.Timestamp(cfg.backtest.start), pd.Timestamp(cfg.backtest.end)
+    net = pd.DataFrame({k: r.returns_net.loc[start:end] for k, r in result.backtests.items()})
+    gross = pd.DataFrame({k: r.returns_gross.loc[start:end] for k, r in result.backtests.items()})
+    turnover = pd.DataFrame({k: r.turnover for k, r in result.backtests.items()}).fillna(0.0)
+    weights = result.weights[["strategy", "objective", "date", "coin_id", "weight"]]
+    forecasts = result.forecasts[
+        ["forecaster", "coin_id", "as_of", "horizon", "forecast", "realised", "fold_cutoff"]
+    ]
+    return ReportFrames(
+        returns_net=net, returns_gross=gross, turnover=turnover, weights=weights, forecasts=forecasts
+    )

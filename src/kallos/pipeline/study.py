@@ -1,0 +1,411 @@
+"""The study: from a cleaned panel to forecasts, portfolios, backtests and statistics.
+
+:func:`run_study` is pure computation (no files, no database); :mod:`kallos.pipeline.persist`
+writes what it returns. The time discipline, stage by stage:
+
+* the universe for month ``m+1`` is chosen at the close of the last day of month ``m``;
+* a forecaster serving decisions in ``[T, T_next)`` is fitted on data up to ``T`` only;
+* a decision at the close of ``t`` uses forecasts made at ``t`` and a covariance of the
+  trailing ``cov_lookback`` daily returns ending at ``t``;
+* the backtest earns returns from ``t + 1``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from kallos.backtest import run_backtest
+from kallos.config import StudyConfig
+from kallos.data.panel import MarketPanel
+from kallos.data.universe import capped_weights, month_starts, monthly_universe, universe_on
+from kallos.evaluation import forecast_accuracy, pairwise_tests, performance_metrics
+from kallos.exceptions import DataValidationError
+from kallos.features import compute_indicators, forward_log_return
+from kallos.forecast import (
+    CoinHistory,
+    ExpandingWalkForward,
+    Fold,
+    ForecastJob,
+    JobResult,
+    forecasts_frame,
+    make_forecaster,
+    run_jobs,
+    stable_seed,
+)
+from kallos.pipeline.progress import NullProgress, Progress
+from kallos.portfolio import (
+    BENCHMARKS,
+    ForecastStrategy,
+    MeanVariance,
+    RebalanceContext,
+    Strategy,
+    cov_matrix,
+    to_annual_expected_returns,
+)
+from kallos.types import BacktestResult
+
+__all__ = ["Decisions", "StudyResult", "build_strategies", "decide", "decision_calendar", "run_study"]
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """Everything a study computed. Frames are long unless stated.
+
+    Attributes
+    ----------
+    universe : month, selection_date, coin_id, rank, market_cap, benchmark_weight.
+    decision_dates : every rebalance decision date (closes).
+    forecasts : forecaster, coin_id, as_of, horizon, forecast, realised, fold_cutoff
+        (h-day forward log returns; one row per coin in the universe per day).
+    jobs : per (forecaster, coin, fold): the fitted model state (recurrent models) or error.
+    decisions : strategy, objective, key, date, objective_used, fallback (bool), fallback_chain.
+    weights : strategy, objective, key, date, coin_id, weight (targets at decision dates).
+    backtests : variant key -> BacktestResult.
+    metrics : variant key -> {"net": {...}, "gross": {...}}.
+    tests : pairwise test table (see :func:`kallos.evaluation.pairwise_tests`).
+    forecast_accuracy : per forecaster, coin and quarter; ``forecast_overall`` per forecaster.
+    coin_returns : daily simple returns of every universe coin over the test period.
+    """
+
+    config: StudyConfig
+    data_hash: str
+    panel_start: pd.Timestamp
+    panel_end: pd.Timestamp
+    quality_events: pd.DataFrame
+    universe: pd.DataFrame
+    folds: list[Fold]
+    decision_dates: pd.DatetimeIndex
+    forecasts: pd.DataFrame
+    jobs: list[JobResult] = field(repr=False)
+    decisions: pd.DataFrame = field(repr=False)
+    weights: pd.DataFrame = field(repr=False)
+    backtests: dict[str, BacktestResult] = field(repr=False)
+    variants: dict[str, tuple[str, str | None]] = field(repr=False)
+    metrics: dict[str, dict[str, dict]] = field(repr=False)
+    tests: pd.DataFrame = field(repr=False)
+    forecast_accuracy: pd.DataFrame = field(repr=False)
+    forecast_overall: pd.DataFrame = field(repr=False)
+    coin_returns: pd.DataFrame = field(repr=False)
+
+
+def decision_calendar(
+    start: pd.Timestamp, end: pd.Timestamp, rebalance: str
+) -> tuple[pd.DatetimeIndex, pd.DatetimeIndex]:
+    """Decision dates and universe reconstitution dates for a test period.
+
+    Decisions are closes whose trades earn from the next day: the first is ``start - 1``
+    and the last ``end - 1``. Weekly decisions fall on Sundays; month ends are always
+    decisions because the universe is re-selected there.
+
+    Returns
+    -------
+    (decision_dates, reconstitution_dates), both sorted.
+    """
+    first, last = pd.Timestamp(start) - pd.Timedelta(days=1), pd.Timestamp(end) - pd.Timedelta(days=1)
+    month_ends = pd.date_range(first, last, freq="ME")
+    recon = month_ends.union(pd.DatetimeIndex([first]))
+    dates = recon
+    if rebalance == "weekly":
+        dates = dates.union(pd.date_range(first, last, freq="W-SUN"))
+    return dates, recon
+
+
+def build_strategies(config: StudyConfig) -> list[Strategy]:
+    """Forecast strategies (forecaster × objective) through one optimiser, plus the benchmarks."""
+    p = config.portfolio
+    strategies: list[Strategy] = []
+    for objective in p.objectives:
+        for name in config.forecast.forecasters:
+            optimizer = MeanVariance(
+                objective=objective,
+                max_weight=p.max_weight,
+                min_names=p.min_names,
+                min_weight_held=p.min_weight_held,
+                risk_aversion=p.risk_aversion,
+                l2_gamma=p.l2_gamma,
+                risk_free_rate=p.risk_free_rate,
+            )
+            strategies.append(ForecastStrategy(name, optimizer))
+    strategies.append(BENCHMARKS["market_cap"](config.universe.benchmark_max_weight))
+    strategies.append(BENCHMARKS["equal_weight"]())
+    return strategies
+
+
+def _histories(panel: MarketPanel, coins: Sequence[str], end: pd.Timestamp) -> dict[str, CoinHistory]:
+    out = {}
+    for coin in coins:
+        bars = panel.bars(coin).loc[:end]
+        features = compute_indicators(bars)
+        close = panel.close[coin].loc[bars.index]
+        out[coin] = CoinHistory(coin, close, features)
+    return out
+
+
+def _forecast_jobs(
+    config: StudyConfig,
+    folds: list[Fold],
+    histories: dict[str, CoinHistory],
+    universe: pd.DataFrame,
+    first_decision: pd.Timestamp,
+) -> list[ForecastJob]:
+    """One job per (forecaster, fold, coin): forecasts every day the coin is investable."""
+    jobs = []
+    for fold in folds:
+        days = pd.date_range(max(fold.test_start, first_decision), fold.test_end, freq="D")
+        members: dict[str, list[pd.Timestamp]] = {}
+        for day in days:
+            for coin in universe_on(universe, day):
+                members.setdefault(coin, []).append(day)
+        for name in config.forecast.forecasters:
+            for coin in sorted(members):
+                seed = stable_seed(config.seed, name, coin, fold.key)
+                forecaster = make_forecaster(name, config.forecast, seed=seed, device=config.device)
+                dates = pd.DatetimeIndex(members[coin])
+                jobs.append(ForecastJob(forecaster, fold, histories[coin].upto(dates.max()), dates))
+    return jobs
+
+
+def _contexts(
+    panel: MarketPanel,
+    config: StudyConfig,
+    universe: pd.DataFrame,
+    forecasts: pd.DataFrame,
+    dates: pd.DatetimeIndex,
+    recon: pd.DatetimeIndex,
+):
+    horizon = config.forecast.horizon
+    lookback = config.portfolio.cov_lookback
+    by_date = {d: g for d, g in forecasts.groupby("as_of")}
+    for date in dates:
+        coins = universe_on(universe, date)
+        window = panel.returns.loc[date - pd.Timedelta(days=lookback - 1) : date, coins]
+        cov = cov_matrix(window, config.portfolio.covariance)
+        month = (date + pd.Timedelta(days=1)).to_period("M").to_timestamp()
+        caps = universe.loc[universe["month"] == month].set_index("coin_id")["market_cap"]
+        expected = {}
+        today = by_date.get(date)
+        if today is not None:
+            for name, g in today.groupby("forecaster"):
+                f = g.set_index("coin_id")["forecast"].reindex(coins)
+                expected[name] = to_annual_expected_returns(f, horizon)
+        yield RebalanceContext(date, coins, cov, caps, expected, date in recon)
+
+
+def _decide(strategies: list[Strategy], contexts, n_dates: int, progress: Progress):
+    decisions, weights = [], []
+    with progress.stage("Optimising portfolios", total=n_dates) as bar:
+        for ctx in contexts:
+            for s in strategies:
+                if not s.trades_on(ctx):
+                    continue
+                res = s.target(ctx)
+                decisions.append(
+                    (
+                        s.name,
+                        s.objective or "none",
+                        s.key,
+                        ctx.date,
+                        res.objective_used,
+                        res.used_fallback,
+                        " | ".join(res.fallback_chain),
+                    )
+                )
+                w = res.weights[res.weights > 0]
+                weights.extend(
+                    (s.name, s.objective or "none", s.key, ctx.date, c, float(v)) for c, v in w.items()
+                )
+            bar.advance()
+    dcols = ["strategy", "objective", "key", "date", "objective_used", "fallback", "fallback_chain"]
+    wcols = ["strategy", "objective", "key", "date", "coin_id", "weight"]
+    return pd.DataFrame(decisions, columns=dcols), pd.DataFrame(weights, columns=wcols)
+
+
+def _test_pairs(config: StudyConfig, keys: list[str]) -> tuple[list[tuple[str, str]], dict]:
+    """All pairs under each objective (forecast variants and benchmarks), benchmark pair once."""
+    pairs, groups = [], {}
+    benches = [k for k in keys if "/" not in k]
+    for objective in config.portfolio.objectives:
+        members = [k for k in keys if k.endswith(f"/{objective}")]
+        for a, b in itertools.combinations(members, 2):
+            pairs.append((a, b))
+            groups[(a, b)] = objective
+        for a in members:
+            for b in benches:
+                pairs.append((a, b))
+                groups[(a, b)] = objective
+    for a, b in itertools.combinations(benches, 2):
+        pairs.append((a, b))
+        groups[(a, b)] = "benchmarks"
+    return pairs, groups
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """Everything decided at or before a date, computed from data up to that date only.
+
+    Attributes
+    ----------
+    through : last decision date covered.
+    universe, folds, decision_dates, forecasts, jobs, decisions, weights : as in :class:`StudyResult`.
+    strategies : the strategies that took the decisions.
+    """
+
+    through: pd.Timestamp
+    universe: pd.DataFrame
+    folds: list[Fold]
+    decision_dates: pd.DatetimeIndex
+    forecasts: pd.DataFrame
+    jobs: list[JobResult] = field(repr=False)
+    decisions: pd.DataFrame = field(repr=False)
+    weights: pd.DataFrame = field(repr=False)
+    strategies: list[Strategy] = field(repr=False)
+
+
+def decide(
+    panel: MarketPanel,
+    config: StudyConfig,
+    through: pd.Timestamp | None = None,
+    progress: Progress | None = None,
+) -> Decisions:
+    """Universe, forecasts and target weights for every decision date up to ``through``.
+
+    Parameters
+    ----------
+    panel : cleaned panel; it must reach ``through`` (later rows are never needed).
+    through : last decision date (default ``backtest.end - 1``). Decisions at or before
+        ``through`` depend only on panel rows at or before it (the no-look-ahead test
+        compares them with and without later data).
+
+    Raises
+    ------
+    DataValidationError
+        If the panel ends before ``through``.
+    """
+    progress = progress or NullProgress()
+    bt = config.backtest
+    start, end = pd.Timestamp(bt.start), pd.Timestamp(bt.end)
+    last_day = end - pd.Timedelta(days=1)
+    through = last_day if through is None else min(pd.Timestamp(through), last_day)
+    if panel.dates[-1] < through:
+        raise DataValidationError(
+            f"data end {panel.dates[-1].date()} before {through.date()}: import newer data "
+            "or set an earlier backtest.end"
+        )
+    all_dates, recon = decision_calendar(start, end, bt.rebalance)
+    dates = all_dates[all_dates <= through]
+    first_decision = all_dates[0]
+
+    # Universe: month m+1 chosen at the close of the last day of month m.
+    months = month_starts(start, min(end, through + pd.Timedelta(days=1)))
+    universe = monthly_universe(panel, months, config.universe.top_n, config.universe.min_history_days)
+    universe["benchmark_weight"] = universe.groupby("month", group_keys=False)["market_cap"].transform(
+        lambda caps: capped_weights(caps, config.universe.benchmark_max_weight)
+    )
+    coins = sorted(universe["coin_id"].unique())
+
+    # Features (causal indicators) and walk-forward forecasts, every day a coin is investable.
+    with progress.stage("Computing features", total=len(coins)) as bar:
+        histories = {}
+        for coin in coins:
+            histories.update(_histories(panel, [coin], through))
+            bar.advance()
+    splitter = ExpandingWalkForward(
+        config.forecast.train_start, config.forecast.horizon, config.forecast.validation_days
+    )
+    folds = splitter.split(first_decision, through)
+    jobs = _forecast_jobs(config, folds, histories, universe, first_decision)
+    with progress.stage("Training forecasters (walk-forward)", total=len(jobs)) as bar:
+        results = run_jobs(
+            jobs,
+            n_jobs=config.n_jobs,
+            on_done=lambda r: bar.advance(note=f"{r.forecaster} {r.coin_id} {r.fold.key}"),
+        )
+    forecasts = forecasts_frame(results, config.forecast.horizon)
+
+    strategies = build_strategies(config)
+    contexts = _contexts(panel, config, universe, forecasts, dates, recon)
+    decisions, weights = _decide(strategies, contexts, len(dates), progress)
+    return Decisions(through, universe, folds, dates, forecasts, results, decisions, weights, strategies)
+
+
+def _realised(panel: MarketPanel, forecasts: pd.DataFrame, horizon: int) -> pd.Series:
+    """The realised label of each forecast (NaN where the panel does not reach it yet)."""
+    out = pd.Series(np.nan, index=forecasts.index)
+    for coin, g in forecasts.groupby("coin_id"):
+        label = forward_log_return(panel.close[coin], horizon)
+        out[g.index] = label.reindex(g["as_of"]).to_numpy()
+    return out
+
+
+def run_study(panel: MarketPanel, config: StudyConfig, progress: Progress | None = None) -> StudyResult:
+    """Run the walk-forward study on ``panel`` (see the module docstring).
+
+    Raises
+    ------
+    DataValidationError
+        If the panel does not cover the test period plus the history it needs.
+    """
+    progress = progress or NullProgress()
+    bt = config.backtest
+    start, end = pd.Timestamp(bt.start), pd.Timestamp(bt.end)
+    if panel.dates[-1] < end:
+        raise DataValidationError(
+            f"data end {panel.dates[-1].date()} before backtest.end {end.date()}: import newer data "
+            "or set an earlier backtest.end"
+        )
+    d = decide(panel, config, progress=progress)
+    forecasts = d.forecasts.assign(realised=_realised(panel, d.forecasts, config.forecast.horizon))
+
+    backtests, variants = {}, {}
+    with progress.stage("Backtesting", total=len(d.strategies)) as bar:
+        for s in d.strategies:
+            w = d.weights[d.weights["key"] == s.key].pivot(index="date", columns="coin_id", values="weight")
+            backtests[s.key] = run_backtest(w, panel.returns, end, bt.cost_bps)
+            variants[s.key] = (s.name, s.objective)
+            bar.advance()
+
+    with progress.stage("Evaluating", total=None):
+        var_level = config.evaluation.var_level
+        metrics = {
+            key: {
+                kind: performance_metrics(
+                    series.loc[start:end], turnover=res.turnover, holdings=res.holdings, var_level=var_level
+                )
+                for kind, series in (("net", res.returns_net), ("gross", res.returns_gross))
+            }
+            for key, res in backtests.items()
+        }
+        net = pd.DataFrame({k: r.returns_net.loc[start:end] for k, r in backtests.items()})
+        pairs, groups = _test_pairs(config, list(backtests))
+        tests = pairwise_tests(net, pairs, groups=groups, alpha=config.evaluation.alpha)
+        scored = forecasts.dropna(subset=["realised"])
+        accuracy = forecast_accuracy(scored, by=("forecaster", "coin_id", "quarter"))
+        overall = forecast_accuracy(scored, by=("forecaster",))
+
+    coins = sorted(d.universe["coin_id"].unique())
+    return StudyResult(
+        config=config,
+        data_hash=panel.data_hash(),
+        panel_start=panel.dates[0],
+        panel_end=panel.dates[-1],
+        quality_events=panel.events,
+        universe=d.universe,
+        folds=d.folds,
+        decision_dates=d.decision_dates,
+        forecasts=forecasts,
+        jobs=d.jobs,
+        decisions=d.decisions,
+        weights=d.weights,
+        backtests=backtests,
+        variants=variants,
+        metrics=metrics,
+        tests=tests,
+        forecast_accuracy=accuracy,
+        forecast_overall=overall,
+        coin_returns=panel.returns.loc[d.decision_dates[0] : end, coins],
+    )

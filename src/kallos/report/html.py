@@ -1,0 +1,909 @@
+"""Render the study results as one self-contained, offline HTML report.
+
+The report is a single file: the plotly.js bundle is inlined once in the ``<head>``, every
+figure is a ``<div>`` plus a small ``Plotly.newPlot`` call, and all CSS is inline. Nothing is
+fetched from the network when the file is opened.
+
+Inputs are the ``results`` dictionary (exactly what is written to ``results.json``) and a
+:class:`ReportFrames` holding the daily series the charts need. Missing keys and NaN / None
+values never raise; they render as an en dash ("–").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
+from plotly.offline import get_plotlyjs
+
+from kallos.report import charts
+
+__all__ = ["ReportFrames", "render_report", "write_report"]
+
+DASH = "–"
+_TEMPLATE = "report.html.j2"
+_BASELINE_STRATEGIES = ("historical_mean", "naive_persistence")
+_MAX_EVENT_ROWS = 1000
+_PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "toImageButtonOptions": {"scale": 2}}
+
+
+@dataclass(frozen=True)
+class ReportFrames:
+    """Daily series behind the report's charts.
+
+    Attributes
+    ----------
+    returns_net : pd.DataFrame of shape (n_days, n_variants)
+        Daily simple returns after costs (not percent); index dates, columns variant keys
+        (``"gru/max_sharpe"``, ..., ``"market_cap"``, ``"equal_weight"``).
+    returns_gross : pd.DataFrame of shape (n_days, n_variants)
+        Same as ``returns_net`` but before costs.
+    turnover : pd.DataFrame of shape (n_decision_days, n_variants)
+        One-way turnover (fraction of capital traded) per decision date; 0 between rebalances.
+    weights : pd.DataFrame
+        Long frame ``strategy, objective, date, coin_id, weight``: target weights decided at
+        ``date``. Benchmarks carry objective ``"none"``.
+    forecasts : pd.DataFrame
+        Long frame ``forecaster, coin_id, as_of, horizon, forecast, realised, fold_cutoff``:
+        h-day forward log returns; ``realised`` is NaN where the horizon runs past the data.
+    """
+
+    returns_net: pd.DataFrame
+    returns_gross: pd.DataFrame
+    turnover: pd.DataFrame
+    weights: pd.DataFrame
+    forecasts: pd.DataFrame
+
+
+# ----------------------------------------------------------------------------- formatting
+
+
+def _as_float(value: Any) -> float | None:
+    """A finite or infinite float, or None for None / NaN / non-numeric values."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(x) else x
+
+
+def _inf(x: float) -> str | None:
+    if math.isinf(x):
+        return "∞" if x > 0 else "−∞"
+    return None
+
+
+def _fmt_pct(value: Any, digits: int = 1, signed: bool = False) -> str:
+    """Format a fraction as a percentage (0.1234 -> "12.3%")."""
+    x = _as_float(value)
+    if x is None:
+        return DASH
+    if (s := _inf(x)) is not None:
+        return s
+    text = f"{x * 100:{'+' if signed else ''},.{digits}f}%"
+    return text.replace("-", "−")
+
+
+def _fmt_float(value: Any, digits: int = 2, signed: bool = False) -> str:
+    """Format a plain number with fixed decimals."""
+    x = _as_float(value)
+    if x is None:
+        return DASH
+    if (s := _inf(x)) is not None:
+        return s
+    return f"{x:{'+' if signed else ''},.{digits}f}".replace("-", "−")
+
+
+def _fmt_pp(value: Any, digits: int = 1) -> str:
+    """Format a difference of two fractions in percentage points (0.021 -> "+2.1 pp")."""
+    x = _as_float(value)
+    return DASH if x is None else f"{_fmt_float(x * 100, digits, signed=True)} pp"
+
+
+def _fmt_p(value: Any) -> str:
+    """Format a p-value: 4 decimals, or scientific notation below 1e-4."""
+    x = _as_float(value)
+    if x is None:
+        return DASH
+    if 0 < x < 1e-4:
+        return f"{x:.1e}".replace("-", "−")
+    return f"{x:.4f}"
+
+
+def _fmt_int(value: Any) -> str:
+    x = _as_float(value)
+    if x is None or math.isinf(x):
+        return DASH
+    return f"{round(x):,}"
+
+
+def _fmt_text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return DASH
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_fmt_text(v) for v in value) if value else DASH
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _fmt_date(value: Any) -> str:
+    """Dates as ``YYYY-MM-DD``; anything unparsable as text."""
+    if value is None or value == "":
+        return DASH
+    try:
+        return pd.Timestamp(value).strftime("%Y-%m-%d")
+    except (TypeError, ValueError):
+        return str(value)
+
+
+# ----------------------------------------------------------------------------- table model
+
+
+@dataclass(frozen=True)
+class _Cell:
+    text: str
+    cls: str = ""
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class _Header:
+    label: str
+    cls: str = ""
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class _Row:
+    cells: Sequence[_Cell]
+    cls: str = ""
+    attrs: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Group:
+    label: str | None
+    rows: Sequence[_Row]
+
+
+@dataclass(frozen=True)
+class _Table:
+    id: str
+    caption: str
+    headers: Sequence[_Header]
+    groups: Sequence[_Group]
+    note: str = ""
+
+    @property
+    def n_rows(self) -> int:
+        return sum(len(g.rows) for g in self.groups)
+
+
+@dataclass(frozen=True)
+class _Column:
+    """How one column of a record table is labelled and formatted."""
+
+    key: str
+    label: str
+    fmt: Callable[[Any], str]
+    numeric: bool = True
+    title: str = ""
+
+
+def _num(key: str, label: str, fmt: Callable[[Any], str], title: str = "") -> _Column:
+    return _Column(key, label, fmt, True, title)
+
+
+def _txt(key: str, label: str, fmt: Callable[[Any], str] = _fmt_text, title: str = "") -> _Column:
+    return _Column(key, label, fmt, False, title)
+
+
+def _headers(columns: Sequence[_Column]) -> list[_Header]:
+    return [_Header(c.label, "num" if c.numeric else "", c.title) for c in columns]
+
+
+def _record_row(record: Mapping[str, Any], columns: Sequence[_Column], **kwargs: Any) -> _Row:
+    return _Row([_Cell(c.fmt(record.get(c.key)), "num" if c.numeric else "") for c in columns], **kwargs)
+
+
+def _record_table(
+    table_id: str, caption: str, records: Iterable[Mapping[str, Any]], columns: Sequence[_Column]
+) -> _Table:
+    rows = [_record_row(r, columns) for r in records]
+    return _Table(table_id, caption, _headers(columns), [_Group(None, rows)])
+
+
+def _swatch(key: str) -> Markup:
+    return Markup('<span class="sw" style="background:{}"></span><code>{}</code>').format(
+        charts.strategy_colour(key), key
+    )
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _get(mapping: Any, *keys: str, default: Any = None) -> Any:
+    """Nested ``dict.get`` that tolerates missing levels and non-dict values."""
+    cur = mapping
+    for key in keys:
+        if not isinstance(cur, Mapping) or key not in cur:
+            return default
+        cur = cur[key]
+    return default if cur is None else cur
+
+
+def _period_text(start: Any, end: Any) -> str:
+    return f"{_fmt_date(start)} – {_fmt_date(end)}"
+
+
+def _n_text(values: Iterable[Any], unit: str) -> str:
+    ns = sorted({int(x) for v in values if (x := _as_float(v)) is not None and not math.isinf(x)})
+    if not ns:
+        return f"N = {DASH}"
+    if len(ns) == 1:
+        return f"N = {ns[0]:,} {unit}"
+    return f"N = {ns[0]:,}–{ns[-1]:,} {unit}"
+
+
+def _total(records: Iterable[Mapping[str, Any]], key: str) -> int:
+    """Sum of an integer field over records, ignoring missing values."""
+    return sum(int(x) for r in records if (x := _as_float(r.get(key))) is not None and not math.isinf(x))
+
+
+def _split(key: str) -> tuple[str, str | None]:
+    strategy, _, objective = key.partition("/")
+    return strategy, objective or None
+
+
+def _variant_order(results: Mapping[str, Any], frames: ReportFrames) -> tuple[list[str], list[str]]:
+    """Objectives (config order first) and variant keys (grouped by objective, then benchmarks)."""
+    keys = list(
+        dict.fromkeys([*(_get(results, "strategies", default={}) or {}), *map(str, frames.returns_net)])
+    )
+    found = charts.objectives_of(keys)
+    configured = [str(o) for o in _get(results, "config", "study", "portfolio", "objectives", default=[])]
+    objectives = [o for o in configured if o in found] + [o for o in found if o not in configured]
+
+    def rank(key: str) -> tuple[int, tuple[int, str]]:
+        strategy, objective = _split(key)
+        group = objectives.index(objective) if objective is not None else len(objectives)
+        return group, charts.strategy_rank(strategy)
+
+    return objectives, sorted(keys, key=rank)
+
+
+def _figure_html(fig: go.Figure, name: str) -> Markup:
+    return Markup(
+        fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"fig-{name}", config=_PLOTLY_CONFIG)
+    )
+
+
+def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
+    if isinstance(value, Mapping):
+        out: list[tuple[str, str]] = []
+        for k, v in value.items():
+            out.extend(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return [(prefix, _fmt_text(value))]
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+def _summary(results: Mapping[str, Any], objectives: Sequence[str], variants: Sequence[str]) -> list[Markup]:
+    """Plain-language findings computed from ``results``; one Markup sentence per item."""
+    sentences: list[Markup] = []
+    strategies = _get(results, "strategies", default={})
+    study = _get(results, "config", "study", default={})
+    period = _get(results, "tests", "period", default={}) or {}
+    if not period and strategies:
+        period = _get(next(iter(strategies.values())), "period", default={})
+    n_coins = _get(results, "data", "panel", "n_coins")
+    cost = _as_float(_get(study, "backtest", "cost_bps"))
+    if period:
+        text = Markup("The backtest covers <strong>{}</strong> ({} daily observations)").format(
+            _period_text(period.get("start"), period.get("end")), _fmt_int(period.get("n_days"))
+        )
+        if n_coins is not None:
+            text += Markup(" on a panel of {} coins").format(_fmt_int(n_coins))
+        if cost is not None:
+            text += Markup(", with trading costs of {} bps per unit of one-way turnover").format(f"{cost:g}")
+        rebalance = _get(study, "backtest", "rebalance")
+        if rebalance:
+            text += Markup(" and {} rebalancing").format(rebalance)
+        sentences.append(text + Markup("."))
+
+    def sharpe(key: str) -> float | None:
+        return _as_float(_get(strategies, key, "metrics_net", "sharpe"))
+
+    benchmarks = [k for k in variants if _split(k)[1] is None]
+    for objective in objectives:
+        ranked = [(k, s) for k in variants if _split(k)[1] == objective and (s := sharpe(k)) is not None]
+        if not ranked:
+            continue
+        ranked.sort(key=lambda ks: -ks[1])
+        listing = Markup(", ").join(
+            Markup("<code>{}</code> ({})").format(_split(k)[0], _fmt_float(s)) for k, s in ranked
+        )
+        text = Markup("Under <strong>{}</strong>, the net Sharpe ratios rank {}").format(objective, listing)
+        bench = [(k, s) for k in benchmarks if (s := sharpe(k)) is not None]
+        if bench:
+            text += Markup("; benchmarks: {}").format(
+                Markup(", ").join(Markup("<code>{}</code> ({})").format(k, _fmt_float(s)) for k, s in bench)
+            )
+            beaten = [k for k, _ in bench if ranked[0][1] > dict(bench)[k]]
+            if len(beaten) == len(bench):
+                text += Markup(". The best forecast-driven variant beats both benchmarks")
+            elif not beaten:
+                text += Markup(". No forecast-driven variant beats the benchmarks")
+        sentences.append(text + Markup("."))
+
+    tests = _get(results, "tests", default={})
+    pairwise = [r for r in _get(tests, "pairwise", default=[]) if isinstance(r, Mapping)]
+    gru_rows = [r for r in pairwise if "gru" in (_split(str(r.get("a")))[0], _split(str(r.get("b")))[0])]
+    if gru_rows:
+        alpha = _as_float(tests.get("alpha")) or 0.05
+        correction = str(tests.get("correction") or "holm")
+        adj_key = _adjusted_key(tests)
+        sig = [r for r in gru_rows if _is_significant(r, adj_key, alpha)]
+        head = Markup("Of {} pairwise tests of GRU against another variant, ").format(len(gru_rows))
+        if sig:
+            details = Markup("; ").join(
+                Markup(
+                    "<code>{}</code> vs <code>{}</code> (adjusted p = {}, annualised mean difference {})"
+                ).format(
+                    r.get("a"),
+                    r.get("b"),
+                    _fmt_p(r.get(adj_key)),
+                    _fmt_pct(r.get("mean_diff_annual"), 1, signed=True),
+                )
+                for r in sig
+            )
+            sentences.append(
+                head
+                + Markup("<strong>{} {} significant</strong> at α = {} after {} correction: {}.").format(
+                    len(sig), "is" if len(sig) == 1 else "are", f"{alpha:g}", correction.title(), details
+                )
+            )
+        else:
+            best = min(gru_rows, key=lambda r: _as_float(r.get(adj_key)) or math.inf)
+            sentences.append(
+                head
+                + Markup(
+                    "<strong>none is significant</strong> at α = {} after {} correction "
+                    "(smallest adjusted p-value {}, <code>{}</code> vs <code>{}</code>)."
+                ).format(
+                    f"{alpha:g}", correction.title(), _fmt_p(best.get(adj_key)), best.get("a"), best.get("b")
+                )
+            )
+
+    overall = [r for r in _get(results, "forecasts", "overall", default=[]) if str(r.get("coin_id")) == "all"]
+    by_name = {str(r.get("forecaster")): r for r in overall}
+    baseline = str(_get(results, "forecasts", "baseline", default="naive_persistence"))
+    if "gru" in by_name:
+        gru = by_name["gru"]
+        text = Markup("Over {} forecasts of {}-day log returns, GRU's directional accuracy was {}").format(
+            _fmt_int(gru.get("n")),
+            _fmt_int(_get(results, "forecasts", "horizon")),
+            _fmt_pct(gru.get("directional_accuracy")),
+        )
+        if baseline in by_name:
+            text += Markup(" (<code>{}</code>: {})").format(
+                baseline, _fmt_pct(by_name[baseline].get("directional_accuracy"))
+            )
+        ratio = _as_float(gru.get("rmse_ratio"))
+        if ratio is not None:
+            text += Markup(" and its RMSE was {}× that of <code>{}</code>").format(
+                _fmt_float(ratio, 3), baseline
+            )
+        sentences.append(text + Markup("."))
+    return sentences
+
+
+def _config_section(results: Mapping[str, Any]) -> tuple[_Table, list[_Table]]:
+    config = _get(results, "config", default={})
+    meta = [
+        ("run id", _fmt_text(config.get("run_id"))),
+        ("Kallos version", _fmt_text(config.get("kallos_version"))),
+        ("created at", _fmt_text(config.get("created_at"))),
+        ("config hash", _fmt_text(config.get("config_hash"))),
+        ("data hash", _fmt_text(config.get("data_hash"))),
+        ("database", _fmt_text(_get(results, "data", "database"))),
+    ]
+    meta_table = _Table(
+        "run-table",
+        "Run identity: the config hash and data hash together identify this run.",
+        [_Header("field"), _Header("value")],
+        [_Group(None, [_Row([_Cell(k), _Cell(v, "mono")]) for k, v in meta])],
+    )
+    study = _get(config, "study", default={})
+    general = {k: v for k, v in study.items() if not isinstance(v, Mapping)}
+    cards: list[_Table] = []
+    blocks = ([("general", general)] if general else []) + [
+        (k, v) for k, v in study.items() if isinstance(v, Mapping)
+    ]
+    for name, block in blocks:
+        rows = [_Row([_Cell(k, "mono"), _Cell(v, "mono")]) for k, v in _flatten(block)]
+        cards.append(_Table(f"config-{name}", name, [_Header("key"), _Header("value")], [_Group(None, rows)]))
+    return meta_table, cards
+
+
+def _data_section(results: Mapping[str, Any]) -> dict[str, Any]:
+    data = _get(results, "data", default={})
+    sources = [s for s in _get(data, "sources", default=[]) if isinstance(s, Mapping)]
+    src_cols = [
+        _txt("source", "source"),
+        _txt("coin_id", "coin"),
+        _txt("first", "first", _fmt_date),
+        _txt("last", "last", _fmt_date),
+        _num("rows", "rows", _fmt_int),
+    ]
+    src_period = _period_text(
+        min((s.get("first") for s in sources if s.get("first")), default=None),
+        max((s.get("last") for s in sources if s.get("last")), default=None),
+    )
+    sources_table = _record_table(
+        "sources-table",
+        f"Rows stored per source and coin, {src_period}; "
+        f"N = {_total(sources, 'rows'):,} rows from {len(sources)} source×coin series.",
+        sorted(sources, key=lambda s: (str(s.get("source")), str(s.get("coin_id")))),
+        src_cols,
+    )
+    panel = _get(data, "panel", default={})
+    quality = _get(data, "quality", default={})
+    summary = _get(quality, "summary", default={})
+    events = [e for e in _get(quality, "events", default=[]) if isinstance(e, Mapping)]
+    summary_table = _Table(
+        "quality-summary-table",
+        f"Data-quality events by rule, panel {_period_text(panel.get('start'), panel.get('end'))}; "
+        f"N = {len(events):,} events.",
+        [_Header("rule"), _Header("events", "num")],
+        [
+            _Group(
+                None, [_Row([_Cell(str(k), "mono"), _Cell(_fmt_int(v), "num")]) for k, v in summary.items()]
+            )
+        ],
+    )
+    ev_cols = [
+        _txt("rule", "rule"),
+        _txt("coin_id", "coin"),
+        _txt("start", "start", _fmt_date),
+        _txt("end", "end", _fmt_date),
+        _num("n_rows", "rows", _fmt_int),
+        _txt("action", "action"),
+        _txt("detail", "detail"),
+    ]
+    shown = events[:_MAX_EVENT_ROWS]
+    panel_period = _period_text(panel.get("start"), panel.get("end"))
+    events_table = _record_table(
+        "quality-events-table",
+        f"Data-quality events, {panel_period}; N = {len(events):,} events.",
+        shown,
+        ev_cols,
+    )
+    if len(events) > len(shown):
+        events_table = _Table(
+            events_table.id,
+            events_table.caption,
+            events_table.headers,
+            events_table.groups,
+            note=f"Showing the first {len(shown):,} of {len(events):,} events; all are in results.json.",
+        )
+    universe = [m for m in _get(data, "universe", default=[]) if isinstance(m, Mapping)]
+    uni_rows = []
+    for m in universe:
+        cons = sorted(
+            [c for c in m.get("constituents") or [] if isinstance(c, Mapping)],
+            key=lambda c: _as_float(c.get("rank")) or math.inf,
+        )
+        listing = " · ".join(f"{c.get('coin_id')} {_fmt_pct(c.get('benchmark_weight'))}" for c in cons)
+        uni_rows.append(
+            _Row(
+                [
+                    _Cell(_fmt_text(m.get("month")), "mono"),
+                    _Cell(_fmt_date(m.get("selection_date")), "mono"),
+                    _Cell(str(len(cons)), "num"),
+                    _Cell(listing or DASH, "wrap"),
+                ]
+            )
+        )
+    months = [str(m.get("month")) for m in universe]
+    universe_table = _Table(
+        "universe-table",
+        f"Monthly universe, {months[0] if months else DASH} – {months[-1] if months else DASH}; "
+        f"N = {len(universe)} months. Weights are the capped market-cap benchmark weights.",
+        [
+            _Header("month"),
+            _Header("selected on"),
+            _Header("coins", "num"),
+            _Header("constituents (benchmark weight)"),
+        ],
+        [_Group(None, uni_rows)],
+    )
+    return {
+        "panel": panel,
+        "panel_text": f"{panel_period}, {_fmt_int(panel.get('n_coins'))} coins",
+        "sources": sources_table,
+        "quality_summary": summary_table,
+        "events": events_table,
+        "n_events": len(events),
+        "universe": universe_table,
+        "universe_fig": _figure_html(charts.universe_heatmap_figure(universe), "universe")
+        if universe
+        else None,
+    }
+
+
+def _metrics_table(results: Mapping[str, Any], objectives: Sequence[str], variants: Sequence[str]) -> _Table:
+    strategies = _get(results, "strategies", default={})
+    var_level = _as_float(_get(results, "config", "study", "evaluation", "var_level"))
+    var_title = f" at the {var_level:g} level" if var_level is not None else ""
+    spec: list[tuple[str, str, str, Callable[[Any], str], str]] = [
+        # (label, block, key, formatter, title)
+        ("Total", "metrics_net", "total_return", _fmt_pct, "Total net return over the period"),
+        ("CAGR", "metrics_net", "cagr", _fmt_pct, "Compound annual growth rate, net of costs"),
+        ("CAGR gross", "metrics_gross", "cagr", _fmt_pct, "CAGR before costs"),
+        ("Vol", "metrics_net", "annual_volatility", _fmt_pct, "Annualised volatility (365 days)"),
+        ("Sharpe", "metrics_net", "sharpe", _fmt_float, "Annualised Sharpe ratio, net of costs"),
+        ("Sharpe gross", "metrics_gross", "sharpe", _fmt_float, "Sharpe ratio before costs"),
+        ("Sortino", "metrics_net", "sortino", _fmt_float, "Annualised Sortino ratio, net"),
+        ("Calmar", "metrics_net", "calmar", _fmt_float, "CAGR / |max drawdown|, net"),
+        ("Max DD", "metrics_net", "max_drawdown", _fmt_pct, "Maximum drawdown, net"),
+        ("VaR", "metrics_net", "var", lambda v: _fmt_pct(v, 2), f"Daily historical value at risk{var_title}"),
+        ("CVaR", "metrics_net", "cvar", lambda v: _fmt_pct(v, 2), f"Daily expected shortfall{var_title}"),
+        ("Skew", "metrics_net", "skewness", _fmt_float, "Skewness of daily net returns"),
+        ("Kurt", "metrics_net", "kurtosis", _fmt_float, "Excess kurtosis of daily net returns"),
+        ("Win", "metrics_net", "win_rate", _fmt_pct, "Share of days with a positive net return"),
+        ("TO / yr", "metrics_net", "turnover_annual", lambda v: _fmt_pct(v, 0), "One-way turnover per year"),
+        (
+            "TO / rebal",
+            "metrics_net",
+            "turnover_per_rebalance",
+            _fmt_pct,
+            "Mean one-way turnover per rebalance",
+        ),
+        (
+            "Eff. N",
+            "metrics_net",
+            "effective_n",
+            lambda v: _fmt_float(v, 1),
+            "Mean effective number of coins",
+        ),
+    ]
+    headers = [
+        _Header("variant"),
+        *(_Header(label, "num", title) for label, *_, title in spec),
+        _Header("Fallbacks", "num", "Rebalances that used a fallback objective / all rebalances"),
+    ]
+
+    def row(key: str, best: bool) -> _Row:
+        entry = _get(strategies, key, default={})
+        cells = [_Cell(_swatch(key))]
+        for label, block, metric, fmt, _ in spec:
+            cls = "num best" if best and label == "Sharpe" else "num"
+            cells.append(_Cell(fmt(_get(entry, block, metric)), cls))
+        fb = _get(entry, "fallbacks", default={})
+        reasons = "; ".join(f"{k}: {v}" for k, v in (_get(fb, "by_reason", default={}) or {}).items())
+        cells.append(_Cell(f"{_fmt_int(fb.get('count'))} / {_fmt_int(fb.get('rebalances'))}", "num", reasons))
+        return _Row(cells, attrs={"data-variant": key})
+
+    groups: list[_Group] = []
+    for objective in objectives:
+        keys = [k for k in variants if _split(k)[1] == objective]
+        sharpes = {k: _as_float(_get(strategies, k, "metrics_net", "sharpe")) for k in keys}
+        top = max((s for s in sharpes.values() if s is not None), default=None)
+        groups.append(_Group(objective, [row(k, top is not None and sharpes[k] == top) for k in keys]))
+    bench = [k for k in variants if _split(k)[1] is None]
+    if bench:
+        groups.append(_Group("benchmarks", [row(k, False) for k in bench]))
+    periods = [_get(strategies, k, "period", default={}) for k in variants]
+    starts = [p.get("start") for p in periods if p.get("start")]
+    ends = [p.get("end") for p in periods if p.get("end")]
+    caption = (
+        "Performance by variant, net of costs unless marked gross; "
+        f"{_period_text(min(starts, default=None), max(ends, default=None))}; "
+        f"{_n_text((p.get('n_days') for p in periods), 'daily observations')}. "
+        "Bold: highest net Sharpe ratio within an objective."
+    )
+    return _Table("metrics-table", caption, headers, groups)
+
+
+def _adjusted_key(tests: Mapping[str, Any]) -> str:
+    correction = str(tests.get("correction") or "holm").lower()
+    return {"holm": "p_holm", "bh": "p_bh", "fdr_bh": "p_bh", "benjamini-hochberg": "p_bh"}.get(
+        correction, "p_holm"
+    )
+
+
+def _p_label(adj_key: str) -> str:
+    return {"p_holm": "p (Holm)", "p_bh": "p (BH)"}.get(adj_key, adj_key)
+
+
+def _is_significant(row: Mapping[str, Any], adj_key: str, alpha: float) -> bool:
+    p = _as_float(row.get(adj_key))
+    if p is None:
+        return bool(row.get("significant"))
+    return p < alpha
+
+
+def _tests_table(results: Mapping[str, Any], objectives: Sequence[str]) -> _Table:
+    tests = _get(results, "tests", default={})
+    alpha = _as_float(tests.get("alpha")) or 0.05
+    adj_key = _adjusted_key(tests)
+    rows = [r for r in _get(tests, "pairwise", default=[]) if isinstance(r, Mapping)]
+    columns = [
+        _txt("a", "A", lambda v: _swatch(str(v)) if v is not None else DASH),
+        _txt("b", "B", lambda v: _swatch(str(v)) if v is not None else DASH),
+        _txt("test", "test"),
+        _num("statistic", "statistic", lambda v: _fmt_float(v, 3)),
+        _num("p_value", "p", _fmt_p, "Unadjusted p-value"),
+        _num("p_holm", "p (Holm)", _fmt_p, "Holm-adjusted p-value (family-wise error)"),
+        _num("p_bh", "p (BH)", _fmt_p, "Benjamini-Hochberg adjusted p-value (false discovery rate)"),
+        _num(
+            "cohens_d",
+            "Cohen's d",
+            lambda v: _fmt_float(v, 3),
+            "Standardised mean difference of daily returns",
+        ),
+        _num("mean_diff_annual", "Δ mean / yr", lambda v: _fmt_pct(v, 2, signed=True), "Annualised A − B"),
+        _num("n", "N", _fmt_int, "Daily observations"),
+    ]
+    headers = [*_headers(columns), _Header("significant", "", f"{_p_label(adj_key)} < α = {alpha:g}")]
+    order = {o: i for i, o in enumerate(objectives)}
+    grouped: dict[str, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        grouped.setdefault(str(r.get("group")), []).append(r)
+    groups = []
+    for group in sorted(grouped, key=lambda g: (order.get(g, len(order)), g)):
+        out = []
+        for r in grouped[group]:
+            sig = _is_significant(r, adj_key, alpha)
+            base = _record_row(r, columns)
+            cells = [*base.cells, _Cell("yes" if sig else "no", "flag")]
+            out.append(
+                _Row(cells, "sig" if sig else "", {"data-a": str(r.get("a")), "data-b": str(r.get("b"))})
+            )
+        groups.append(_Group(group, out))
+    period = _get(tests, "period", default={})
+    n_values = [period.get("n_days")] if period.get("n_days") is not None else [r.get("n") for r in rows]
+    caption = (
+        "Pairwise tests of daily net returns, A vs B, "
+        f"{_period_text(period.get('start'), period.get('end'))}; "
+        f"{_n_text(n_values, 'daily observations')}. Correction: {tests.get('correction') or 'holm'}, "
+        f"α = {alpha:g}; highlighted rows have {_p_label(adj_key)} < α."
+    )
+    return _Table("tests-table", caption, headers, groups)
+
+
+def _forecast_section(results: Mapping[str, Any], frames: ReportFrames) -> dict[str, Any]:
+    fc = _get(results, "forecasts", default={})
+    baseline = str(fc.get("baseline") or "naive_persistence")
+    horizon = _fmt_int(fc.get("horizon"))
+    period = _get(fc, "period", default={})
+    period_text = _period_text(period.get("start"), period.get("end"))
+    overall = [r for r in _get(fc, "overall", default=[]) if isinstance(r, Mapping)]
+    cols = [
+        _txt("forecaster", "forecaster", lambda v: _swatch(str(v))),
+        _txt("coin_id", "coin"),
+        _num("n", "N", _fmt_int, "Forecasts with a realised value"),
+        _num("rmse", "RMSE", lambda v: _fmt_float(v, 4), "Root mean squared error, log-return units"),
+        _num("mae", "MAE", lambda v: _fmt_float(v, 4), "Mean absolute error, log-return units"),
+        _num("directional_accuracy", "DA", _fmt_pct, "Share of forecasts with the right sign"),
+        _num("rmse_ratio", "RMSE ratio", lambda v: _fmt_float(v, 3), f"RMSE / RMSE of {baseline}"),
+        _num("da_diff", "DA − base", _fmt_pp, f"DA minus DA of {baseline}, percentage points"),
+    ]
+    rank = lambda r: (charts.strategy_rank(str(r.get("forecaster"))), str(r.get("coin_id")))  # noqa: E731
+    pooled = sorted((r for r in overall if str(r.get("coin_id")) == "all"), key=rank)
+    per_coin = sorted((r for r in overall if str(r.get("coin_id")) != "all"), key=rank)
+    what = f"{horizon}-day forward log returns; ratios and differences are relative to {baseline}"
+    overall_table = _record_table(
+        "forecast-overall-table",
+        f"Forecast accuracy pooled over coins, {period_text}; "
+        f"{_n_text((r.get('n') for r in pooled), 'forecasts')} per forecaster; {what}.",
+        pooled,
+        cols,
+    )
+    per_coin_table = _record_table(
+        "forecast-coin-table",
+        f"Forecast accuracy per coin, {period_text}; "
+        f"{_n_text((r.get('n') for r in per_coin), 'forecasts')} per forecaster and coin; {what}.",
+        per_coin,
+        cols,
+    )
+    bcq = [r for r in _get(fc, "by_coin_quarter", default=[]) if isinstance(r, Mapping)]
+    q_cols = [
+        *cols[:2],
+        _txt("quarter", "quarter"),
+        *cols[2:6],
+        cols[6],
+        _num("mae_ratio", "MAE ratio", lambda v: _fmt_float(v, 3), f"MAE / MAE of {baseline}"),
+        cols[7],
+    ]
+    bcq_sorted = sorted(bcq, key=lambda r: (*rank(r), str(r.get("quarter"))))
+    quarter_table = _record_table(
+        "forecast-quarter-table",
+        f"Forecast accuracy per coin and quarter, {period_text}; "
+        f"N = {_total(bcq, 'n'):,} forecasts in {len(bcq):,} cells; {what}.",
+        bcq_sorted,
+        q_cols,
+    )
+    models = _get(fc, "models", default={})
+    res = charts.residuals(frames.forecasts) if not frames.forecasts.empty else None
+    residual_caption = ""
+    if res is not None and len(res):
+        counts = res.groupby("forecaster").size()
+        residual_caption = (
+            f"Residual = realised − forecast ({horizon}-day log returns), one panel per coin, "
+            f"forecasters overlaid; {period_text}; N = "
+            + ", ".join(
+                f"{n:,} ({f})" for f, n in sorted(counts.items(), key=lambda fn: charts.strategy_rank(fn[0]))
+            )
+            + " forecasts."
+        )
+    return {
+        "overall": overall_table,
+        "per_coin": per_coin_table,
+        "by_quarter": quarter_table,
+        "models_text": f"{_fmt_int(models.get('trained'))} models trained over "
+        f"{_fmt_int(models.get('folds'))} walk-forward folds",
+        "da_fig": _figure_html(charts.directional_accuracy_figure(bcq), "da-quarter") if bcq else None,
+        "da_caption": f"Directional accuracy by quarter, pooled over coins (n-weighted), {period_text}; "
+        f"N = {_total(bcq, 'n'):,} forecasts.",
+        "residual_fig": (
+            _figure_html(charts.residual_histograms_figure(frames.forecasts), "residuals")
+            if res is not None and len(res)
+            else None
+        ),
+        "residual_caption": residual_caption,
+    }
+
+
+# ----------------------------------------------------------------------------- public API
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(Path(__file__).with_name("templates")),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def _returns_caption(returns: pd.DataFrame, what: str) -> str:
+    valid = returns.dropna(how="all")
+    if valid.empty:
+        return f"{what}; no data."
+    return (
+        f"{what}, {_period_text(valid.index.min(), valid.index.max())}; "
+        f"{_n_text(returns.notna().sum(), 'daily observations')} per variant."
+    )
+
+
+def render_report(results: Mapping[str, Any], frames: ReportFrames) -> str:
+    """Render the full study report as one self-contained HTML document.
+
+    Parameters
+    ----------
+    results : mapping
+        The study results, structured as in ``results.json`` (keys ``config``, ``data``,
+        ``strategies``, ``tests``, ``forecasts``). Missing keys and NaN / None values are
+        tolerated and shown as "–".
+    frames : ReportFrames
+        Daily returns, turnover, weights and forecasts behind the charts.
+
+    Returns
+    -------
+    str
+        The HTML document. It embeds the plotly.js bundle exactly once and references no
+        external resource, so it works offline.
+    """
+    objectives, variants = _variant_order(results, frames)
+    config = _get(results, "config", default={})
+    meta_table, config_cards = _config_section(results)
+    sections = [
+        ("summary", "Summary"),
+        ("configuration", "Configuration"),
+        ("data", "Data coverage"),
+        ("cumulative", "Cumulative returns"),
+        ("drawdowns", "Drawdowns"),
+        ("metrics", "Performance metrics"),
+        ("weights", "Portfolio weights"),
+        ("tests", "Pairwise tests"),
+        ("forecasts", "Forecast accuracy"),
+        ("residuals", "Forecast residuals"),
+    ]
+    returns = frames.returns_net.loc[:, [c for c in variants if c in frames.returns_net.columns]]
+    has_weights = not frames.weights.empty and (frames.weights["objective"].astype(str) != "none").any()
+    context = {
+        "title": "Kallos study report",
+        "run_id": _fmt_text(config.get("run_id")),
+        "created_at": _fmt_text(config.get("created_at")),
+        "version": _fmt_text(config.get("kallos_version")),
+        "plotlyjs": Markup(get_plotlyjs()),
+        "sections": sections,
+        "summary": _summary(results, objectives, variants),
+        "meta_table": meta_table,
+        "config_cards": config_cards,
+        "data": _data_section(results),
+        "cumulative_fig": _figure_html(charts.cumulative_returns_figure(returns, objectives), "cumulative"),
+        "cumulative_caption": _returns_caption(
+            returns, "Wealth index (1 + r).cumprod() of daily net returns, log scale, one panel per objective"
+        ),
+        "drawdown_fig": _figure_html(charts.drawdown_figure(returns, objectives), "drawdowns"),
+        "drawdown_caption": _returns_caption(returns, "Drawdown from the running peak, net of costs"),
+        "metrics": _metrics_table(results, objectives, variants),
+        "weights_fig": (
+            _figure_html(charts.weights_figure(frames.weights, objectives), "weights")
+            if has_weights
+            else None
+        ),
+        "weights_caption": (
+            "Target weights at each decision date, "
+            f"{_period_text(frames.weights['date'].min(), frames.weights['date'].max())}; "
+            f"N = {frames.weights['date'].nunique():,} decision dates."
+            if has_weights
+            else ""
+        ),
+        "tests": _tests_table(results, objectives),
+        "forecast": _forecast_section(results, frames),
+    }
+    return _environment().get_template(_TEMPLATE).render(**context)
+
+
+def write_report(path: Path | str, results: Mapping[str, Any], frames: ReportFrames) -> Path:
+    """Render the report and write it atomically.
+
+    The HTML goes to a temporary file in the destination folder, which then replaces ``path``
+    in one ``os.replace``; a reader never sees a half-written report and a failure leaves no
+    temporary file behind.
+
+    Parameters
+    ----------
+    path : Path or str
+        Destination file; its parent folders are created if needed.
+    results : mapping
+        The study results (see :func:`render_report`).
+    frames : ReportFrames
+        Daily series behind the charts.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    path = Path(path)
+    text = render_report(results, frames)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp_name, 0o644)
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    return path

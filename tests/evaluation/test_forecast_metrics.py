@@ -1,0 +1,177 @@
+"""Tests of kallos.evaluation.forecast_metrics on hand-made frames with known scores."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kallos.evaluation.forecast_metrics import forecast_accuracy, residuals
+from kallos.exceptions import DataValidationError
+
+COLUMNS = [
+    "forecaster",
+    "coin_id",
+    "quarter",
+    "n",
+    "start",
+    "end",
+    "rmse",
+    "mae",
+    "directional_accuracy",
+    "rmse_ratio",
+    "mae_ratio",
+    "da_diff",
+]
+
+Q1_DATES = pd.to_datetime(["2022-01-03", "2022-01-10", "2022-02-14", "2022-03-28"])
+REALISED = [0.02, -0.01, 0.03, 0.0]
+GRU = [0.01, -0.02, 0.0, 0.01]  # errors 0.01, 0.01, 0.03, -0.01; signs hit, hit, miss (0 vs +), miss (+ vs 0)
+NAIVE = [-0.01, 0.01, 0.03, 0.0]  # errors 0.03, -0.02, 0, 0; signs miss, miss, hit, hit (0 vs 0)
+
+
+def _rows(forecaster, coin, dates, forecast, realised):
+    return pd.DataFrame(
+        {
+            "forecaster": forecaster,
+            "coin_id": coin,
+            "as_of": pd.to_datetime(dates),
+            "forecast": forecast,
+            "realised": realised,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def forecasts() -> pd.DataFrame:
+    return pd.concat(
+        [
+            _rows("gru", "btc", Q1_DATES, GRU, REALISED),
+            _rows("naive_persistence", "btc", Q1_DATES, NAIVE, REALISED),
+            # Q2: one row each, plus a row whose horizon has not elapsed yet (NaN realised)
+            _rows("gru", "btc", ["2022-04-04", "2022-06-27"], [0.05, 0.01], [-0.05, np.nan]),
+            _rows("naive_persistence", "btc", ["2022-04-04"], [0.1], [-0.05]),
+            # a coin the baseline never forecast
+            _rows("gru", "eth", ["2022-01-03", "2022-01-04"], [0.02, -0.01], [0.01, 0.01]),
+        ],
+        ignore_index=True,
+    )
+
+
+def test_scores_and_ratios_by_hand(forecasts):
+    out = forecast_accuracy(forecasts)
+    assert list(out.columns) == COLUMNS
+    assert len(out) == 5
+    key = out.set_index(["forecaster", "coin_id", "quarter"])
+
+    gru = key.loc[("gru", "btc", "2022Q1")]
+    assert gru["n"] == 4
+    assert gru["rmse"] == pytest.approx(math.sqrt((1 + 1 + 9 + 1) * 1e-4 / 4), rel=1e-12)
+    assert gru["mae"] == pytest.approx(0.06 / 4, rel=1e-12)
+    assert gru["directional_accuracy"] == pytest.approx(0.5)
+    assert gru["start"] == pd.Timestamp("2022-01-03")
+    assert gru["end"] == pd.Timestamp("2022-03-28")
+
+    naive = key.loc[("naive_persistence", "btc", "2022Q1")]
+    assert naive["rmse"] == pytest.approx(math.sqrt((9 + 4) * 1e-4 / 4), rel=1e-12)
+    assert naive["mae"] == pytest.approx(0.05 / 4, rel=1e-12)
+    assert naive["directional_accuracy"] == pytest.approx(0.5)
+    assert (naive["rmse_ratio"], naive["mae_ratio"], naive["da_diff"]) == (1.0, 1.0, 0.0)
+
+    assert gru["rmse_ratio"] == pytest.approx(math.sqrt(12 / 13), rel=1e-12)
+    assert gru["mae_ratio"] == pytest.approx(1.2, rel=1e-12)
+    assert gru["da_diff"] == pytest.approx(0.0, abs=1e-15)
+
+    q2 = key.loc[("gru", "btc", "2022Q2")]
+    assert q2["n"] == 1  # the NaN-realised row is dropped
+    assert q2["rmse"] == pytest.approx(0.1)
+    assert q2["rmse_ratio"] == pytest.approx(0.1 / 0.15, rel=1e-12)
+    assert q2["da_diff"] == pytest.approx(0.0)
+    assert q2["end"] == pd.Timestamp("2022-04-04")
+
+    eth = key.loc[("gru", "eth", "2022Q1")]
+    assert eth["directional_accuracy"] == pytest.approx(0.5)
+    assert math.isnan(eth["rmse_ratio"]) and math.isnan(eth["mae_ratio"]) and math.isnan(eth["da_diff"])
+
+
+def test_directional_accuracy_zero_convention():
+    frame = _rows(
+        "gru", "btc", pd.date_range("2022-01-01", periods=4), [0.0, 0.0, 0.01, -0.01], [0.0, 0.01, 0.0, -0.02]
+    )
+    out = forecast_accuracy(frame, by=["forecaster"])
+    # zero/zero hit; zero forecast vs move miss; non-zero forecast vs zero miss; same sign hit
+    assert out["directional_accuracy"].iloc[0] == pytest.approx(0.5)
+
+
+def test_other_groupings(forecasts):
+    per_forecaster = forecast_accuracy(forecasts, by=["forecaster"]).set_index("forecaster")
+    assert per_forecaster.loc["gru", "n"] == 7
+    assert per_forecaster.loc["naive_persistence", "rmse_ratio"] == 1.0
+    errors = np.array([0.01, 0.01, 0.03, -0.01, -0.1, -0.01, 0.02])
+    assert per_forecaster.loc["gru", "rmse"] == pytest.approx(np.sqrt(np.mean(errors**2)), rel=1e-12)
+    assert per_forecaster.loc["gru", "start"] == pd.Timestamp("2022-01-03")
+
+    # without a forecaster key there is nothing to compare against
+    per_coin = forecast_accuracy(forecasts, by=["coin_id"])
+    assert list(per_coin["coin_id"]) == ["btc", "eth"]
+    assert per_coin[["rmse_ratio", "mae_ratio", "da_diff"]].isna().all().all()
+
+
+def test_missing_baseline_gives_nan_relative_columns(forecasts):
+    out = forecast_accuracy(forecasts[forecasts["forecaster"] == "gru"])
+    assert out[["rmse_ratio", "mae_ratio", "da_diff"]].isna().all().all()
+    other = forecast_accuracy(forecasts, baseline="gru").set_index(["forecaster", "coin_id", "quarter"])
+    assert other.loc[("naive_persistence", "btc", "2022Q1"), "rmse_ratio"] == pytest.approx(
+        math.sqrt(13 / 12), rel=1e-12
+    )
+
+
+def test_tz_aware_as_of_and_existing_quarter_column(forecasts):
+    aware = forecasts.assign(as_of=forecasts["as_of"].dt.tz_localize("UTC"))
+    out = forecast_accuracy(aware)
+    assert sorted(set(out["quarter"])) == ["2022Q1", "2022Q2"]
+    given_quarter = forecasts.assign(quarter="all")
+    assert set(forecast_accuracy(given_quarter)["quarter"]) == {"all"}
+
+
+def test_empty_and_invalid_input(forecasts):
+    all_nan = forecasts.assign(realised=np.nan)
+    out = forecast_accuracy(all_nan)
+    assert out.empty
+    assert list(out.columns) == COLUMNS
+    with pytest.raises(DataValidationError, match="realised"):
+        forecast_accuracy(forecasts.drop(columns="realised"))
+    with pytest.raises(DataValidationError, match="horizon"):
+        forecast_accuracy(forecasts, by=["forecaster", "horizon"])
+
+
+def test_residuals(forecasts):
+    before = forecasts.copy()
+    out = residuals(forecasts)
+    pd.testing.assert_frame_equal(forecasts, before)  # input untouched
+    np.testing.assert_allclose(out["residual"].iloc[:4], [0.01, 0.01, 0.03, -0.01], atol=1e-15)
+    assert np.isnan(out["residual"].iloc[9])
+    with pytest.raises(DataValidationError, match="forecast"):
+        residuals(forecasts.drop(columns="forecast"))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(-100, 100), st.integers(-100, 100)),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_rmse_bounds_mae(pairs):
+    forecast = [f / 1000 for f, _ in pairs]
+    realised = [r / 1000 for _, r in pairs]
+    frame = _rows("gru", "btc", pd.date_range("2022-01-01", periods=len(pairs)), forecast, realised)
+    row = forecast_accuracy(frame).iloc[0]
+    assert row["rmse"] >= row["mae"] - 1e-15
+    assert 0.0 <= row["directional_accuracy"] <= 1.0
+    assert row["n"] == len(pairs)

@@ -1,0 +1,363 @@
+"""Synthetic but realistic inputs for the HTML report: a seeded study of 5 strategies, 2 objectives,
+4 coins and ~120 days, with a ``results`` dict shaped like ``results.json``."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kallos.report.html import ReportFrames
+
+OBJECTIVES = ("max_sharpe", "max_quadratic_utility")
+FORECAST_STRATEGIES = ("gru", "historical_mean", "naive_persistence")
+BENCHMARKS = ("market_cap", "equal_weight")
+COINS = ("bitcoin", "ethereum", "solana", "cardano")
+MORE_COINS = ("ripple", "dogecoin", "polkadot", "tron", "litecoin", "chainlink", "avalanche-2", "stellar")
+FORECASTERS = FORECAST_STRATEGIES
+HORIZON = 7
+N_DAYS = 120
+START = "2023-01-01"
+
+SIGNIFICANT_PAIR = ("gru/max_sharpe", "naive_persistence/max_sharpe")
+NOT_SIGNIFICANT_PAIR = ("gru/max_sharpe", "historical_mean/max_sharpe")
+NAN_VARIANT = "equal_weight"
+
+
+def variant_keys() -> list[str]:
+    return [f"{s}/{o}" for o in OBJECTIVES for s in FORECAST_STRATEGIES] + list(BENCHMARKS)
+
+
+def _metrics(r: pd.Series, turnover: pd.Series) -> dict[str, Any]:
+    wealth = (1 + r).cumprod()
+    years = len(r) / 365
+    cagr = wealth.iloc[-1] ** (1 / years) - 1
+    vol = r.std(ddof=1) * math.sqrt(365)
+    downside = r.clip(upper=0).pow(2).mean() ** 0.5 * math.sqrt(365)
+    mdd = float((wealth / wealth.cummax() - 1).min())
+    var = float(r.quantile(0.05))
+    rebal = turnover[turnover > 0]
+    return {
+        "start": str(r.index[0].date()),
+        "end": str(r.index[-1].date()),
+        "n_days": len(r),
+        "total_return": float(wealth.iloc[-1] - 1),
+        "cagr": float(cagr),
+        "annual_volatility": float(vol),
+        "sharpe": float(r.mean() * 365 / vol),
+        "sortino": float(r.mean() * 365 / downside),
+        "calmar": float(cagr / abs(mdd)),
+        "max_drawdown": mdd,
+        "var": var,
+        "cvar": float(r[r <= var].mean()),
+        "skewness": float(r.skew()),
+        "kurtosis": float(r.kurt()),
+        "win_rate": float((r > 0).mean()),
+        "turnover_annual": float(turnover.sum() / years),
+        "turnover_per_rebalance": float(rebal.mean()) if len(rebal) else 0.0,
+        "effective_n": 3.2,
+    }
+
+
+def _accuracy(frame: pd.DataFrame) -> dict[str, Any]:
+    err = frame["realised"] - frame["forecast"]
+    return {
+        "n": len(frame),
+        "rmse": float(np.sqrt((err**2).mean())),
+        "mae": float(err.abs().mean()),
+        "directional_accuracy": float((np.sign(frame["realised"]) == np.sign(frame["forecast"])).mean()),
+        "start": str(frame["as_of"].min().date()),
+        "end": str(frame["as_of"].max().date()),
+    }
+
+
+def _with_ratios(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    base = {tuple(r[k] for k in keys): r for r in rows if r["forecaster"] == "naive_persistence"}
+    for r in rows:
+        b = base[tuple(r[k] for k in keys)]
+        r["rmse_ratio"] = r["rmse"] / b["rmse"]
+        r["mae_ratio"] = r["mae"] / b["mae"]
+        r["da_diff"] = r["directional_accuracy"] - b["directional_accuracy"]
+    return rows
+
+
+def build_study(
+    seed: int = 7, n_days: int = N_DAYS, n_coins: int = len(COINS)
+) -> tuple[dict[str, Any], ReportFrames]:
+    """Return ``(results, frames)`` for a synthetic study (small by default; larger for size checks)."""
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range(START, periods=n_days, freq="D")
+    coins = (COINS + MORE_COINS)[:n_coins]
+    keys = variant_keys()
+    drift = {"gru": 0.0012, "historical_mean": 0.0008, "naive_persistence": 0.0002}
+    common = rng.normal(0.002, 0.025, n_days)
+    rebalance = np.zeros(n_days, dtype=bool)
+    rebalance[::7] = True
+
+    gross, net, turnover = {}, {}, {}
+    for key in keys:
+        strategy = key.split("/")[0]
+        r = drift.get(strategy, 0.0006) + common + rng.normal(0.0, 0.01, n_days)
+        to = np.where(rebalance, rng.uniform(0.05, 0.4, n_days), 0.0)
+        gross[key] = r
+        net[key] = r - to * 10 / 1e4  # 10 bps per unit one-way turnover, charged on the decision day
+        turnover[key] = to
+    returns_gross = pd.DataFrame(gross, index=dates)
+    returns_net = pd.DataFrame(net, index=dates)
+    turnover_df = pd.DataFrame(turnover, index=dates)
+    for frame in (returns_gross, returns_net, turnover_df):
+        frame.index.name = "date"
+
+    weight_rows = []
+    for date in dates[rebalance]:
+        for strategy in (*FORECAST_STRATEGIES, *BENCHMARKS):
+            objectives = OBJECTIVES if strategy in FORECAST_STRATEGIES else ("none",)
+            for objective in objectives:
+                w = rng.dirichlet(np.ones(len(coins)))
+                weight_rows += [
+                    {"strategy": strategy, "objective": objective, "date": date, "coin_id": c, "weight": x}
+                    for c, x in zip(coins, w, strict=True)
+                ]
+    weights = pd.DataFrame(weight_rows)
+
+    fc_rows = []
+    realised = {c: rng.normal(0.002, 0.08, n_days) for c in coins}
+    for coin in coins:
+        real = realised[coin].copy()
+        real[-HORIZON:] = np.nan  # horizon runs past the data
+        signal = np.nan_to_num(real)
+        preds = {
+            "gru": 0.3 * signal + rng.normal(0, 0.03, n_days),
+            "historical_mean": np.full(n_days, 0.002) + rng.normal(0, 0.001, n_days),
+            "naive_persistence": np.roll(signal, HORIZON) + rng.normal(0, 0.01, n_days),
+        }
+        for forecaster in FORECASTERS:
+            fc_rows += [
+                {
+                    "forecaster": forecaster,
+                    "coin_id": coin,
+                    "as_of": d,
+                    "horizon": HORIZON,
+                    "forecast": float(p),
+                    "realised": float(y),
+                    "fold_cutoff": pd.Timestamp("2022-12-31"),
+                }
+                for d, p, y in zip(dates, preds[forecaster], real, strict=True)
+            ]
+    forecasts = pd.DataFrame(fc_rows)
+
+    strategies = {}
+    for key in keys:
+        strategy, _, objective = key.partition("/")
+        strategies[key] = {
+            "strategy": strategy,
+            "objective": objective or None,
+            "period": {"start": str(dates[0].date()), "end": str(dates[-1].date()), "n_days": n_days},
+            "metrics_net": _metrics(returns_net[key], turnover_df[key]),
+            "metrics_gross": _metrics(returns_gross[key], turnover_df[key]),
+            "fallbacks": {
+                "count": 1 if strategy == "gru" else 0,
+                "rebalances": int(rebalance.sum()),
+                "by_reason": {"infeasible": 1} if strategy == "gru" else {},
+            },
+        }
+    strategies[NAN_VARIANT]["metrics_net"]["calmar"] = float("nan")
+    strategies[NAN_VARIANT]["metrics_net"]["sortino"] = None
+    del strategies[NAN_VARIANT]["metrics_net"]["effective_n"]  # optional key missing
+
+    pairwise = []
+    for objective in OBJECTIVES:
+        pairs = [
+            (f"gru/{objective}", f"historical_mean/{objective}"),
+            (f"gru/{objective}", f"naive_persistence/{objective}"),
+            (f"historical_mean/{objective}", f"naive_persistence/{objective}"),
+        ]
+        for a, b in pairs:
+            significant = (a, b) == SIGNIFICANT_PAIR
+            p = 2e-6 if significant else float(rng.uniform(0.2, 0.9))
+            diff = returns_net[a] - returns_net[b]
+            pairwise.append(
+                {
+                    "group": objective,
+                    "a": a,
+                    "b": b,
+                    "test": "jobson_korkie_memmel",
+                    "statistic": float(rng.normal(0, 2)),
+                    "p_value": p,
+                    "p_holm": min(1.0, p * 6),
+                    "p_bh": min(1.0, p * 3),
+                    "significant": significant,
+                    "n": n_days,
+                    "start": str(dates[0].date()),
+                    "end": str(dates[-1].date()),
+                    "cohens_d": float(diff.mean() / diff.std()),
+                    "mean_diff_annual": float(diff.mean() * 365),
+                }
+            )
+
+    scored = forecasts.dropna(subset=["realised"]).copy()
+    scored["quarter"] = scored["as_of"].dt.to_period("Q").astype(str)
+    by_cq = [
+        {"forecaster": f, "coin_id": c, "quarter": q, **_accuracy(g)}
+        for (f, c, q), g in scored.groupby(["forecaster", "coin_id", "quarter"])
+    ]
+    overall = [{"forecaster": f, "coin_id": "all", **_accuracy(g)} for f, g in scored.groupby("forecaster")]
+    overall += [
+        {"forecaster": f, "coin_id": c, **_accuracy(g)}
+        for (f, c), g in scored.groupby(["forecaster", "coin_id"])
+    ]
+
+    universe = []
+    for month, sel in (("2023-01", "2022-12-31"), ("2023-02", "2023-01-31"), ("2023-03", "2023-02-28")):
+        w = np.sort(rng.dirichlet(np.ones(len(coins)) * 2))[::-1]
+        universe.append(
+            {
+                "month": month,
+                "selection_date": sel,
+                "constituents": [
+                    {
+                        "coin_id": c,
+                        "rank": i + 1,
+                        "market_cap": float(1e11 / (i + 1)),
+                        "benchmark_weight": float(x),
+                    }
+                    for i, (c, x) in enumerate(zip(coins, w, strict=True))
+                ],
+            }
+        )
+
+    results: dict[str, Any] = {
+        "config": {
+            "run_id": "fixture-run-0001",
+            "kallos_version": "0.1.0",
+            "created_at": "2024-05-01T12:00:00+00:00",
+            "config_hash": "c0ffee" * 4,
+            "data_hash": "da7a" * 6,
+            "study": {
+                "seed": seed,
+                "universe": {
+                    "top_n": 4,
+                    "benchmark_max_weight": 0.35,
+                    "min_history_days": 60,
+                    "method": "market_cap",
+                },
+                "forecast": {
+                    "horizon": HORIZON,
+                    "train_start": "2020-01-01",
+                    "validation_days": 60,
+                    "recurrent": {
+                        "cell": "gru",
+                        "hidden_size": 32,
+                        "num_layers": 1,
+                        "dropout": 0.1,
+                        "lookback": 30,
+                        "direction_weight": 0.5,
+                    },
+                },
+                "portfolio": {
+                    "objectives": list(OBJECTIVES),
+                    "max_weight": 0.4,
+                    "min_names": 3,
+                    "risk_aversion": 2.0,
+                    "l2_gamma": 0.1,
+                    "covariance": "ledoit_wolf",
+                    "cov_lookback": 90,
+                },
+                "backtest": {
+                    "start": str(dates[0].date()),
+                    "end": str(dates[-1].date()),
+                    "rebalance": "weekly",
+                    "cost_bps": 10,
+                },
+                "quality": {"max_abs_return": 0.9, "max_gap_days": 3},
+                "evaluation": {"alpha": 0.05, "var_level": 0.95},
+            },
+        },
+        "data": {
+            "database": "postgresql://127.0.0.1:5432/kallos",
+            "sources": [
+                {
+                    "source": s,
+                    "coin_id": c,
+                    "first": "2020-01-01",
+                    "last": str(dates[-1].date()),
+                    "rows": 1200 + i,
+                }
+                for s in ("coingecko", "binance")
+                for i, c in enumerate(coins)
+            ],
+            "panel": {"start": "2020-01-01", "end": str(dates[-1].date()), "n_coins": len(coins)},
+            "quality": {
+                "summary": {"extreme_return": 2, "stale_price": 1},
+                "events": [
+                    {
+                        "rule": "extreme_return",
+                        "coin_id": "solana",
+                        "start": "2022-11-08",
+                        "end": "2022-11-08",
+                        "n_rows": 1,
+                        "action": "flag",
+                        "detail": "|r| = 0.94",
+                    },
+                    {
+                        "rule": "extreme_return",
+                        "coin_id": "cardano",
+                        "start": "2021-02-27",
+                        "end": "2021-02-27",
+                        "n_rows": 1,
+                        "action": "flag",
+                        "detail": "|r| = 0.91",
+                    },
+                    {
+                        "rule": "stale_price",
+                        "coin_id": "bitcoin",
+                        "start": "2020-03-12",
+                        "end": "2020-03-15",
+                        "n_rows": 4,
+                        "action": "drop",
+                        "detail": "<unchanged close>",
+                    },
+                ],
+            },
+            "universe": universe,
+        },
+        "strategies": strategies,
+        "tests": {
+            "alpha": 0.05,
+            "correction": "holm",
+            "period": {"start": str(dates[0].date()), "end": str(dates[-1].date()), "n_days": n_days},
+            "pairwise": pairwise,
+        },
+        "forecasts": {
+            "horizon": HORIZON,
+            "period": {"start": str(dates[0].date()), "end": str(dates[-1 - HORIZON].date())},
+            "baseline": "naive_persistence",
+            "by_coin_quarter": _with_ratios(by_cq, ("coin_id", "quarter")),
+            "overall": _with_ratios(overall, ("coin_id",)),
+            "models": {"trained": 8, "folds": 2},
+        },
+    }
+    frames = ReportFrames(
+        returns_net=returns_net,
+        returns_gross=returns_gross,
+        turnover=turnover_df,
+        weights=weights,
+        forecasts=forecasts,
+    )
+    return results, frames
+
+
+@pytest.fixture(scope="module")
+def study() -> tuple[dict[str, Any], ReportFrames]:
+    return build_study()
+
+
+@pytest.fixture(scope="module")
+def report_html(study: tuple[dict[str, Any], ReportFrames]) -> str:
+    from kallos.report.html import render_report
+
+    results, frames = study
+    return render_report(results, frames)

@@ -1,0 +1,76 @@
+"""Study configuration: strict keys, feasibility checks, overrides and hashing."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from kallos.config import StudyConfig, apply_overrides, load_config
+from kallos.exceptions import ConfigError
+
+
+def test_defaults_are_the_documented_study():
+    c = StudyConfig()
+    assert (c.universe.top_n, c.universe.benchmark_max_weight) == (5, 0.35)
+    assert (str(c.backtest.start), str(c.backtest.end), c.backtest.rebalance) == (
+        "2022-01-01",
+        "2024-12-31",
+        "weekly",
+    )
+    assert (
+        c.backtest.cost_bps == 10 and c.forecast.horizon == 7 and str(c.forecast.train_start) == "2018-06-01"
+    )
+    assert c.portfolio.objectives == ("max_sharpe", "max_quadratic_utility")
+    r = c.forecast.recurrent
+    assert (r.num_layers, r.hidden_size, r.lookback, r.direction_weight) == (
+        2,
+        128,
+        30,
+        2.0,
+    ) and r.dropout > 0
+    assert c.implied_min_names == 3 >= c.portfolio.min_names
+
+
+def test_unknown_key_names_file_and_dotted_key(tmp_path):
+    f = tmp_path / "study.toml"
+    f.write_text("[portfolio]\nmax_weigth = 0.3\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(f)
+    assert str(f) in str(err.value) and "portfolio.max_weigth: unknown key" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"portfolio.max_weight": 0.15}, "max_weight=0.15 x universe.top_n=5 < 1"),
+        ({"portfolio.min_names": 6}, "min_names=6 > universe.top_n=5"),
+        ({"portfolio.objectives": ["max_sharp"]}, "unknown \\['max_sharp'\\]"),
+        ({"forecast.forecasters": ["transformer"]}, "forecast.forecasters: unknown"),
+        ({"backtest.end": "2021-01-01"}, "must be after backtest.start"),
+        ({"backtest.rebalance": "daily"}, "backtest.rebalance"),
+        ({"backtest.cost_bps": -1}, "backtest.cost_bps"),
+    ],
+)
+def test_invalid_values_are_rejected_with_the_key(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, overrides)
+
+
+def test_bad_toml_and_missing_file(tmp_path):
+    f = tmp_path / "bad.toml"
+    f.write_text("[universe\ntop_n = 3")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(f)
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "none.toml")
+
+
+def test_overrides_and_hash():
+    merged = apply_overrides({"universe": {"top_n": 3}}, {"universe.benchmark_max_weight": 0.5, "seed": 1})
+    assert merged == {"universe": {"top_n": 3, "benchmark_max_weight": 0.5}, "seed": 1}
+    a, b = load_config(None, {"seed": 1}), load_config(None, {"seed": 1})
+    assert a.config_hash() == b.config_hash() != load_config(None, {"seed": 2}).config_hash()
+    with pytest.raises(ConfigError, match="not a table"):
+        apply_overrides({"seed": 1}, {"seed.x": 2})
+    with pytest.raises(ValidationError):  # frozen
+        a.seed = 3  # type: ignore[misc]

@@ -1,0 +1,86 @@
+"""No look-ahead, end to end: decisions at or before t do not depend on any data after t.
+
+The whole decision pipeline (cleaning, universe, features, walk-forward GRU and baseline
+forecasts, covariance, optimisation) runs three times on the real data:
+
+* with all data;
+* with every row after t deleted;
+* with every row after t replaced by noise (prices, volumes and market caps).
+
+Every forecast and every target weight dated on or before t must be identical.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kallos.config import load_config
+from kallos.data import build_panel
+from kallos.pipeline.study import decide
+
+T = pd.Timestamp("2023-05-14")  # a Sunday (a rebalance), mid-quarter: two folds lie before it
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config(
+        None,
+        {
+            "n_jobs": 1,
+            "universe.top_n": 4,
+            "backtest.start": "2023-01-01",
+            "backtest.end": "2023-06-30",
+            "forecast.recurrent": {"hidden_size": 8, "num_layers": 1, "lookback": 10, "max_epochs": 2},
+        },
+    )
+
+
+def _noise_after(market: pd.DataFrame, t: pd.Timestamp, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    out = market.copy()
+    after = out["date"] > t
+    n = int(after.sum())
+    scale = rng.lognormal(0.0, 1.0, n)
+    for col in ("open", "high", "low", "close"):
+        out.loc[after, col] = out.loc[after, col] * scale
+    out.loc[after, "high"] = out.loc[after, ["open", "high", "low", "close"]].max(axis=1)
+    out.loc[after, "low"] = out.loc[after, ["open", "high", "low", "close"]].min(axis=1)
+    out.loc[after, "volume"] = rng.uniform(1, 1e12, n)
+    out.loc[after, "market_cap"] = rng.uniform(1, 1e13, n)  # reshuffles later universes
+    return out
+
+
+def _upto(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    keys = [c for c in ("forecaster", "strategy", "objective", "coin_id", column) if c in frame]
+    part = frame[frame[column] <= T].sort_values(keys, ignore_index=True)
+    return part.drop(columns=[c for c in ("fold_cutoff",) if c in part])
+
+
+@pytest.mark.slow
+def test_decisions_up_to_t_ignore_all_later_data(real_market, config):
+    market, coins = real_market
+    variants = {
+        "full": market,
+        "truncated": market[market["date"] <= T],
+        "noise": _noise_after(market, T),
+    }
+    runs = {
+        name: decide(
+            build_panel(rows, coins, config.quality), config, through=None if name != "truncated" else T
+        )
+        for name, rows in variants.items()
+    }
+    full = runs["full"]
+    assert full.forecasts["as_of"].max() > T  # the full run does see later data
+    assert {"gru", "historical_mean", "naive_persistence"} == set(full.forecasts["forecaster"])
+    assert len(full.folds) == 2 and T in set(full.decision_dates)
+    reference_f, reference_w = _upto(full.forecasts, "as_of"), _upto(full.weights, "date")
+    assert len(reference_f) > 300 and reference_w["date"].max() == T
+    for name in ("truncated", "noise"):
+        pd.testing.assert_frame_equal(_upto(runs[name].forecasts, "as_of"), reference_f, check_exact=True)
+        pd.testing.assert_frame_equal(_upto(runs[name].weights, "date"), reference_w, check_exact=True)
+    # The noise did change what came after t, so the comparison above is not vacuous.
+    later = runs["noise"].universe.set_index(["month", "rank"])["coin_id"]
+    assert not later.equals(full.universe.set_index(["month", "rank"])["coin_id"])
