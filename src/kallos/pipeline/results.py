@@ -93,7 +93,12 @@ def build_results(result: StudyResult, run: dict[str, Any], coverage: pd.DataFra
         "data": {
             "database": database,
             "sources": _records(coverage),
-            "panel": {"start": result.panel_start, "end": result.panel_end, "n_coins": None},
+            "panel": {
+                "start": result.panel_start,
+                "end": result.panel_end,
+                "n_coins": result.panel_coins,
+                "universe_coins": sorted(result.universe["coin_id"].unique()),
+            },
             "quality": {
                 "summary": describe(result.quality_events),
                 "events": _records(result.quality_events),
@@ -121,7 +126,6 @@ def build_results(result: StudyResult, run: dict[str, Any], coverage: pd.DataFra
             },
         },
     }
-    doc["data"]["panel"]["n_coins"] = int(result.universe["coin_id"].nunique())
     return jsonable(doc)
 
 

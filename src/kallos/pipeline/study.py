@@ -68,7 +68,8 @@ class StudyResult:
     backtests : variant key -> BacktestResult.
     metrics : variant key -> {"net": {...}, "gross": {...}}.
     tests : pairwise test table (see :func:`kallos.evaluation.pairwise_tests`).
-    forecast_accuracy : per forecaster, coin and quarter; ``forecast_overall`` per forecaster.
+    forecast_accuracy : per forecaster, coin and quarter (the quarter a forecast trades into).
+    forecast_overall : per forecaster pooled over coins (``coin_id == "all"``) and per coin.
     coin_returns : daily simple returns of every universe coin over the test period.
     """
 
@@ -76,6 +77,7 @@ class StudyResult:
     data_hash: str
     panel_start: pd.Timestamp
     panel_end: pd.Timestamp
+    panel_coins: int
     quality_events: pd.DataFrame
     universe: pd.DataFrame
     folds: list[Fold]
@@ -383,9 +385,17 @@ def run_study(panel: MarketPanel, config: StudyConfig, progress: Progress | None
         net = pd.DataFrame({k: r.returns_net.loc[start:end] for k, r in backtests.items()})
         pairs, groups = _test_pairs(config, list(backtests))
         tests = pairwise_tests(net, pairs, groups=groups, alpha=config.evaluation.alpha)
+        # A forecast made at the close of t is scored in the quarter its trade goes into (t + 1).
         scored = forecasts.dropna(subset=["realised"])
+        scored = scored.assign(quarter=(scored["as_of"] + pd.Timedelta(days=1)).dt.to_period("Q").astype(str))
         accuracy = forecast_accuracy(scored, by=("forecaster", "coin_id", "quarter"))
-        overall = forecast_accuracy(scored, by=("forecaster",))
+        overall = pd.concat(
+            [
+                forecast_accuracy(scored, by=("forecaster",)).assign(coin_id="all"),
+                forecast_accuracy(scored, by=("forecaster", "coin_id")),
+            ],
+            ignore_index=True,
+        )
 
     coins = sorted(d.universe["coin_id"].unique())
     return StudyResult(
@@ -393,6 +403,7 @@ def run_study(panel: MarketPanel, config: StudyConfig, progress: Progress | None
         data_hash=panel.data_hash(),
         panel_start=panel.dates[0],
         panel_end=panel.dates[-1],
+        panel_coins=len(panel.coins),
         quality_events=panel.events,
         universe=d.universe,
         folds=d.folds,

@@ -381,7 +381,7 @@ def universe_heatmap_figure(universe: Sequence[Mapping[str, Any]]) -> go.Figure:
     -------
     go.Figure
         A heatmap; a blank cell means the coin was not in that month's universe. Coins are
-        ordered by mean weight, largest on top.
+        ordered by total weight over the months, largest on top.
     """
     records = [
         {"month": str(m.get("month")), "coin_id": str(c.get("coin_id")), "weight": c.get("benchmark_weight")}
@@ -393,7 +393,7 @@ def universe_heatmap_figure(universe: Sequence[Mapping[str, Any]]) -> go.Figure:
     frame = pd.DataFrame.from_records(records)
     frame["weight"] = pd.to_numeric(frame["weight"], errors="coerce")
     wide = frame.pivot_table(index="coin_id", columns="month", values="weight", aggfunc="sum", dropna=False)
-    wide = wide.loc[wide.mean(axis=1).sort_values(ascending=True).index]
+    wide = wide.loc[wide.fillna(0.0).sum(axis=1).sort_values(ascending=True).index]
     fig = go.Figure(
         go.Heatmap(
             z=wide.to_numpy(dtype=float),
@@ -408,7 +408,8 @@ def universe_heatmap_figure(universe: Sequence[Mapping[str, Any]]) -> go.Figure:
         )
     )
     fig.update_xaxes(type="category")
-    return _base_layout(fig, height=max(240, 90 + 18 * len(wide)))
+    fig.update_yaxes(type="category", dtick=1, automargin=True)
+    return _base_layout(fig, height=max(260, 170 + 26 * len(wide)))
 
 
 # ----------------------------------------------------------------------------- forecasts

@@ -314,14 +314,17 @@ def _summary(results: Mapping[str, Any], objectives: Sequence[str], variants: Se
     period = _get(results, "tests", "period", default={}) or {}
     if not period and strategies:
         period = _get(next(iter(strategies.values())), "period", default={})
-    n_coins = _get(results, "data", "panel", "n_coins")
+    universe_coins = _get(results, "data", "panel", "universe_coins") or []
+    top_n = _get(study, "universe", "top_n")
     cost = _as_float(_get(study, "backtest", "cost_bps"))
     if period:
         text = Markup("The backtest covers <strong>{}</strong> ({} daily observations)").format(
             _period_text(period.get("start"), period.get("end")), _fmt_int(period.get("n_days"))
         )
-        if n_coins is not None:
-            text += Markup(" on a panel of {} coins").format(_fmt_int(n_coins))
+        if top_n is not None and universe_coins:
+            text += Markup(" on a monthly top-{} universe drawn from {} coins").format(
+                _fmt_int(top_n), _fmt_int(len(universe_coins))
+            )
         if cost is not None:
             text += Markup(", with trading costs of {} bps per unit of one-way turnover").format(f"{cost:g}")
         rebalance = _get(study, "backtest", "rebalance")
