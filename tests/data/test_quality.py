@@ -133,3 +133,10 @@ def test_bad_rows_in_the_store_are_named():
     )
     with pytest.raises(DataValidationError, match="btc on 2020-01-02 from coingecko"):
         build_panel(market, pd.DataFrame(columns=["coin_id", "category"]), QualityConfig())
+
+
+def test_rule_for_an_unknown_coin_is_named(real_market):
+    market, coins = real_market
+    cfg = QualityConfig(known_bad_windows=(BadWindow(coin_id="lunc", end="2022-05-31", reason="x"),))
+    with pytest.raises(DataValidationError, match=r"known_bad_windows\[0\]\.coin_id: unknown coin 'lunc'"):
+        build_panel(market, coins, cfg)

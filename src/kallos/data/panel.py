@@ -162,11 +162,19 @@ def build_panel(market: pd.DataFrame, coins: pd.DataFrame, cfg: QualityConfig) -
     Raises
     ------
     DataValidationError
-        If the rows break the panel contract (see :func:`validate_market_rows`).
+        If the rows break the panel contract (see :func:`validate_market_rows`) or a
+        configured rule names a coin the data does not hold.
     """
     market = market.copy()
     market["date"] = pd.to_datetime(market["date"])
     validate_market_rows(market)
+    known = set(market["coin_id"])
+    for i, window in enumerate(cfg.known_bad_windows):
+        if window.coin_id not in known:
+            raise DataValidationError(
+                f"quality.known_bad_windows[{i}].coin_id: unknown coin {window.coin_id!r}; "
+                f"the store holds {sorted(known)}"
+            )
     categories = coins.set_index("coin_id")["category"] if len(coins) else pd.Series(dtype=str)
     market, events = exclude_categories(market, categories, cfg.exclude_categories)
     market, bad = drop_known_bad_windows(market, cfg.known_bad_windows)

@@ -13,7 +13,6 @@ writes what it returns. The time discipline, stage by stage:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,19 +52,38 @@ __all__ = ["Decisions", "StudyResult", "build_strategies", "decide", "decision_c
 
 
 @dataclass(frozen=True)
+class Decisions:
+    """Everything decided at or before a date, computed from data up to that date only.
+
+    Attributes
+    ----------
+    through : last decision date covered.
+    universe, folds, decision_dates, forecasts, jobs, decisions, weights : as in :class:`StudyResult`.
+    strategies : the strategies that took the decisions.
+    """
+
+    through: pd.Timestamp
+    universe: pd.DataFrame
+    folds: list[Fold]
+    decision_dates: pd.DatetimeIndex
+    forecasts: pd.DataFrame
+    jobs: list[JobResult] = field(repr=False)
+    decisions: pd.DataFrame = field(repr=False)
+    weights: pd.DataFrame = field(repr=False)
+    strategies: list[Strategy] = field(repr=False)
+
+
+@dataclass(frozen=True)
 class StudyResult:
     """Everything a study computed. Frames are long unless stated.
 
     Attributes
     ----------
-    universe : month, selection_date, coin_id, rank, market_cap, benchmark_weight.
-    decision_dates : every rebalance decision date (closes).
-    forecasts : forecaster, coin_id, as_of, horizon, forecast, realised, fold_cutoff
-        (h-day forward log returns; one row per coin in the universe per day).
-    jobs : per (forecaster, coin, fold): the fitted model state (recurrent models) or error.
-    decisions : strategy, objective, key, date, objective_used, fallback (bool), fallback_chain.
-    weights : strategy, objective, key, date, coin_id, weight (targets at decision dates).
+    decided : the universe, folds, forecasts, decisions and target weights (:class:`Decisions`);
+        its fields are also available directly (``result.universe``, ``result.weights``, ...).
+    forecasts : ``decided.forecasts`` with the ``realised`` label of each forecast.
     backtests : variant key -> BacktestResult.
+    variants : variant key -> (strategy, objective or None).
     metrics : variant key -> {"net": {...}, "gross": {...}}.
     tests : pairwise test table (see :func:`kallos.evaluation.pairwise_tests`).
     forecast_accuracy : per forecaster, coin and quarter (the quarter a forecast trades into).
@@ -79,13 +97,8 @@ class StudyResult:
     panel_end: pd.Timestamp
     panel_coins: int
     quality_events: pd.DataFrame
-    universe: pd.DataFrame
-    folds: list[Fold]
-    decision_dates: pd.DatetimeIndex
-    forecasts: pd.DataFrame
-    jobs: list[JobResult] = field(repr=False)
-    decisions: pd.DataFrame = field(repr=False)
-    weights: pd.DataFrame = field(repr=False)
+    decided: Decisions = field(repr=False)
+    forecasts: pd.DataFrame = field(repr=False)
     backtests: dict[str, BacktestResult] = field(repr=False)
     variants: dict[str, tuple[str, str | None]] = field(repr=False)
     metrics: dict[str, dict[str, dict]] = field(repr=False)
@@ -93,6 +106,13 @@ class StudyResult:
     forecast_accuracy: pd.DataFrame = field(repr=False)
     forecast_overall: pd.DataFrame = field(repr=False)
     coin_returns: pd.DataFrame = field(repr=False)
+
+    universe = property(lambda self: self.decided.universe)
+    folds = property(lambda self: self.decided.folds)
+    decision_dates = property(lambda self: self.decided.decision_dates)
+    jobs = property(lambda self: self.decided.jobs)
+    decisions = property(lambda self: self.decided.decisions)
+    weights = property(lambda self: self.decided.weights)
 
 
 def decision_calendar(
@@ -138,14 +158,10 @@ def build_strategies(config: StudyConfig) -> list[Strategy]:
     return strategies
 
 
-def _histories(panel: MarketPanel, coins: Sequence[str], end: pd.Timestamp) -> dict[str, CoinHistory]:
-    out = {}
-    for coin in coins:
-        bars = panel.bars(coin).loc[:end]
-        features = compute_indicators(bars)
-        close = panel.close[coin].loc[bars.index]
-        out[coin] = CoinHistory(coin, close, features)
-    return out
+def _history(panel: MarketPanel, coin: str, end: pd.Timestamp) -> CoinHistory:
+    """A coin's close and causal indicator features up to ``end``."""
+    bars = panel.bars(coin).loc[:end]
+    return CoinHistory(coin, panel.close[coin].loc[bars.index], compute_indicators(bars, coin_id=coin))
 
 
 def _forecast_jobs(
@@ -246,28 +262,6 @@ def _test_pairs(config: StudyConfig, keys: list[str]) -> tuple[list[tuple[str, s
     return pairs, groups
 
 
-@dataclass(frozen=True)
-class Decisions:
-    """Everything decided at or before a date, computed from data up to that date only.
-
-    Attributes
-    ----------
-    through : last decision date covered.
-    universe, folds, decision_dates, forecasts, jobs, decisions, weights : as in :class:`StudyResult`.
-    strategies : the strategies that took the decisions.
-    """
-
-    through: pd.Timestamp
-    universe: pd.DataFrame
-    folds: list[Fold]
-    decision_dates: pd.DatetimeIndex
-    forecasts: pd.DataFrame
-    jobs: list[JobResult] = field(repr=False)
-    decisions: pd.DataFrame = field(repr=False)
-    weights: pd.DataFrame = field(repr=False)
-    strategies: list[Strategy] = field(repr=False)
-
-
 def decide(
     panel: MarketPanel,
     config: StudyConfig,
@@ -314,7 +308,7 @@ def decide(
     with progress.stage("Computing features", total=len(coins)) as bar:
         histories = {}
         for coin in coins:
-            histories.update(_histories(panel, [coin], through))
+            histories[coin] = _history(panel, coin, through)
             bar.advance()
     splitter = ExpandingWalkForward(
         config.forecast.train_start, config.forecast.horizon, config.forecast.validation_days
@@ -405,13 +399,8 @@ def run_study(panel: MarketPanel, config: StudyConfig, progress: Progress | None
         panel_end=panel.dates[-1],
         panel_coins=len(panel.coins),
         quality_events=panel.events,
-        universe=d.universe,
-        folds=d.folds,
-        decision_dates=d.decision_dates,
+        decided=d,
         forecasts=forecasts,
-        jobs=d.jobs,
-        decisions=d.decisions,
-        weights=d.weights,
         backtests=backtests,
         variants=variants,
         metrics=metrics,
