@@ -250,9 +250,27 @@ def cumulative_returns_figure(
     objs = _resolve_objectives(returns, objectives)
     wealth = {str(c): _wealth(returns[c]) for c in returns.columns}
     fig = _panelled_lines(wealth, objs, hover_value="wealth %{y:.3f}", height=_PANEL_HEIGHT)
-    fig.update_yaxes(type="log" if log_y else "linear")
+    if log_y:
+        values = np.concatenate([np.asarray(w, dtype=float) for w in wealth.values()] or [np.ones(1)])
+        ticks = _log_ticks(np.nanmin(values), np.nanmax(values))
+        fig.update_yaxes(type="log", tickvals=ticks, ticktext=[f"{t:g}" for t in ticks])
     fig.update_yaxes(title_text="wealth (start = 1)", row=1, col=1)
     return fig
+
+
+_NICE = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
+
+
+def _log_ticks(low: float, high: float) -> list[float]:
+    """Readable tick values (…, 0.5, 0.7, 1, 1.5, 2, 3, 5, …) spanning ``[low, high]``."""
+    if not (np.isfinite(low) and np.isfinite(high)) or low <= 0:
+        return [1.0]
+    ticks = [
+        m * 10.0**e
+        for e in range(int(np.floor(np.log10(low))), int(np.ceil(np.log10(high))) + 1)
+        for m in _NICE
+    ]
+    return [round(t, 10) for t in ticks if low / 1.05 <= t <= high * 1.05]
 
 
 def drawdown_figure(returns: pd.DataFrame, objectives: Sequence[str] | None = None) -> go.Figure:
