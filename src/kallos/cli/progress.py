@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -33,7 +34,7 @@ class RichProgress:
         self.console = console or Console(stderr=True)
 
     @contextmanager
-    def stage(self, name: str, total: int | None = None):
+    def stage(self, name: str, total: int | None = None) -> Iterator[_Stage]:
         columns = [SpinnerColumn(), TextColumn("[bold]{task.description}")]
         if total is not None:
             columns += [BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import multiprocessing as mp
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,25 +75,20 @@ def run_jobs(
     """Run every job; heavy ones in ``n_jobs`` spawned processes. Results in job order."""
     results: dict[int, JobResult] = {}
     heavy = [i for i, j in enumerate(jobs) if j.forecaster.parallel and n_jobs > 1]
-    light = [i for i in range(len(jobs)) if i not in set(heavy)]
-    if heavy:
-        ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx) as pool:
-            futures = {pool.submit(run_job, jobs[i]): i for i in heavy}
-            for i in light:
-                results[i] = run_job(jobs[i])
-                if on_done:
-                    on_done(results[i])
-            for fut in as_completed(futures):
-                i = futures[fut]
-                results[i] = fut.result()
-                if on_done:
-                    on_done(results[i])
-    else:
-        for i in light:
-            results[i] = run_job(jobs[i])
-            if on_done:
-                on_done(results[i])
+    light = sorted(set(range(len(jobs))) - set(heavy))
+
+    def finish(i: int, result: JobResult) -> None:
+        results[i] = result
+        if on_done:
+            on_done(result)
+
+    pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=mp.get_context("spawn")) if heavy else None
+    with pool or nullcontext():
+        futures = {pool.submit(run_job, jobs[i]): i for i in heavy} if pool else {}
+        for i in light:  # cheap jobs run here while the workers train
+            finish(i, run_job(jobs[i]))
+        for fut in as_completed(futures):
+            finish(futures[fut], fut.result())
     return [results[i] for i in range(len(jobs))]
 
 

@@ -293,7 +293,9 @@ class RecurrentForecaster(BaseForecaster):
         return tensors, meta
 
     @classmethod
-    def from_state(cls, tensors: dict[str, np.ndarray], meta: dict[str, Any], device: str = "cpu"):
+    def from_state(
+        cls, tensors: dict[str, np.ndarray], meta: dict[str, Any], device: str = "cpu"
+    ) -> RecurrentForecaster:
         """Rebuild a fitted forecaster from :meth:`to_state` output."""
         if meta.get("format") != STATE_FORMAT:
             raise ValueError(f"not a Kallos recurrent model state: format {meta.get('format')!r}")

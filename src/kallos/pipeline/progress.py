@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
@@ -27,5 +28,5 @@ class NullProgress:
     """Reports nothing (library default)."""
 
     @contextmanager
-    def stage(self, name: str, total: int | None = None):
+    def stage(self, name: str, total: int | None = None) -> Iterator[StageProgress]:
         yield _NullStage()
