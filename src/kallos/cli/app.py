@@ -177,6 +177,12 @@ def _summary(outcome) -> None:
             f"{int(d['fallback'].sum())}/{len(d)}",
         )
     out = Console()
+    imported = outcome.ingested
+    if imported is not None:
+        rows = ", ".join(f"{n} {t}" for t, n in imported.rows.items())
+        out.print(f"Imported {len(imported.files)} files ({rows}); {len(imported.notes)} notes:")
+        for note in imported.notes:
+            out.print(f"  {note}", highlight=False)
     out.print(table)
     sig = result.tests[result.tests["significant"]] if len(result.tests) else result.tests
     out.print(
