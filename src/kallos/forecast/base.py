@@ -17,10 +17,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-import numpy as np
 import pandas as pd
 
 from kallos.exceptions import DataValidationError
+from kallos.features.labels import trailing_log_return
 from kallos.forecast.walk_forward import Fold
 
 __all__ = ["BaseForecaster", "CoinHistory", "daily_log_returns"]
@@ -53,7 +53,7 @@ class CoinHistory:
 
 def daily_log_returns(close: pd.Series) -> pd.Series:
     """log(close_t / close_{t-1}); NaN where either close is unknown."""
-    return np.log(close).diff()
+    return trailing_log_return(close, 1)
 
 
 class BaseForecaster(ABC):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
+from kallos.features.labels import trailing_log_return
 from kallos.forecast.base import BaseForecaster, CoinHistory, daily_log_returns
 from kallos.forecast.walk_forward import Fold
 
@@ -49,5 +49,4 @@ class NaivePersistence(BaseForecaster):
         """Nothing to learn."""
 
     def _predict(self, history: CoinHistory, dates: pd.DatetimeIndex) -> pd.Series:
-        log_close = np.log(history.close)
-        return (log_close - log_close.shift(self.horizon)).reindex(dates)
+        return trailing_log_return(history.close, self.horizon).reindex(dates)

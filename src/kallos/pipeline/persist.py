@@ -70,9 +70,7 @@ def _index_tables(result: StudyResult) -> tuple[pd.DataFrame, pd.DataFrame]:
     start = pd.Timestamp(result.config.backtest.start)
     holdings = bench.holdings.loc[start:]
     # Coin returns on each day, as the engine used them (unknown = 0).
-    coin_returns = holdings * 0.0
-    for coin in holdings.columns:
-        coin_returns[coin] = result.coin_returns[coin].reindex(holdings.index).fillna(0.0)
+    coin_returns = result.coin_returns.reindex(index=holdings.index, columns=holdings.columns).fillna(0.0)
     long = holdings.stack().rename("weight").reset_index()
     long.columns = ["date", "coin_id", "weight"]
     long["return"] = coin_returns.stack().to_numpy()

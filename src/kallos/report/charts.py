@@ -26,6 +26,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from kallos.evaluation import cumulative_returns, drawdown
+
 __all__ = [
     "BENCHMARK_STRATEGIES",
     "FORECAST_STRATEGIES",
@@ -214,8 +216,7 @@ def _panelled_lines(
 
 def _wealth(returns: pd.Series) -> pd.Series:
     """Wealth index ``(1 + r).cumprod()`` over the days on which the variant has a return."""
-    r = returns.dropna().astype(float)
-    return (1.0 + r).cumprod()
+    return cumulative_returns(returns.dropna().astype(float)) + 1.0
 
 
 def cumulative_returns_figure(
@@ -287,13 +288,11 @@ def drawdown_figure(returns: pd.DataFrame, objectives: Sequence[str] | None = No
     -------
     go.Figure
         Same panel layout as :func:`cumulative_returns_figure`; ``y`` is ``W / max(W) - 1``
-        (a fraction, zero or negative) where ``W`` is the wealth index.
+        (a fraction, zero or negative) where ``W`` is the wealth index, starting at 1 before the
+        first return (:func:`kallos.evaluation.drawdown`, the same as the metrics table).
     """
     objs = _resolve_objectives(returns, objectives)
-    drawdowns = {}
-    for c in returns.columns:
-        w = _wealth(returns[c])
-        drawdowns[str(c)] = w / w.cummax() - 1.0
+    drawdowns = {str(c): drawdown(returns[c].dropna().astype(float)) for c in returns.columns}
     fig = _panelled_lines(drawdowns, objs, hover_value="drawdown %{y:.1%}", height=360)
     fig.update_yaxes(tickformat=".0%")
     fig.update_yaxes(title_text="drawdown", row=1, col=1)
