@@ -15,10 +15,11 @@ from rich.console import Console
 from rich.table import Table
 
 from kallos import __version__
+from kallos.cli import data_cmd, db_cmd, forecast_cmds, ingest_cmd
+from kallos.cli.common import DbOpt, OutOpt, console, fail, parse_set
 from kallos.cli.progress import RichProgress
 from kallos.config import load_config
-from kallos.data import DATA_DIR_ENV, Store, default_database_url, ingest, ingest_data_dir, resolve_data_dir
-from kallos.data.sources import IMPORTERS
+from kallos.data import DATA_DIR_ENV, Store, default_database_url
 from kallos.exceptions import KallosError
 from kallos.pipeline import execute_study
 
@@ -27,19 +28,6 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Kallos: do GRU return forecasts build better crypto portfolios than simple estimates, after costs?",
 )
-console = Console(stderr=True)
-
-OutOpt = Annotated[
-    Path, typer.Option("--out", help="Directory for runs, models and the default SQLite store.")
-]
-DbOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        envvar="KALLOS_DATABASE_URL",
-        help="SQLAlchemy URL; default sqlite:///<out>/kallos.db (embedded, no server).",
-    ),
-]
 
 
 def _version(value: bool) -> None:
@@ -55,28 +43,6 @@ def main_callback(
     ] = False,
 ) -> None:
     """Kallos command line."""
-
-
-def _fail(err: Exception) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {err}", soft_wrap=True, highlight=False)
-    return typer.Exit(code=2)
-
-
-def _parse_set(values: list[str]) -> dict[str, Any]:
-    import tomllib
-
-    out: dict[str, Any] = {}
-    for item in values:
-        if "=" not in item:
-            raise KallosError(
-                f"--set {item!r}: expected KEY=VALUE, e.g. --set forecast.recurrent.hidden_size=64"
-            )
-        key, raw = item.split("=", 1)
-        try:
-            out[key.strip()] = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            out[key.strip()] = raw
-    return out
 
 
 @app.command()
@@ -143,12 +109,12 @@ def run(
     }
     overrides.update({k: v for k, v in flags.items() if v is not None})
     try:
-        overrides.update(_parse_set(set_ or []))
+        overrides.update(parse_set(set_ or []))
         cfg = load_config(config, overrides)
         store = Store(database_url or default_database_url(out))
         outcome = execute_study(cfg, store, out, data_dir=data_dir, progress=RichProgress(console))
     except KallosError as err:
-        raise _fail(err) from None
+        raise fail(err) from None
     _summary(outcome)
 
 
@@ -192,35 +158,8 @@ def _summary(outcome) -> None:
     out.print(f"Finished in {outcome.wall_seconds:.0f} s. Report: [bold]{outcome.run_dir / 'report.html'}[/]")
 
 
-@app.command("ingest")
-def ingest_cmd(
-    source: Annotated[
-        str, typer.Option(help=f"One of {sorted(IMPORTERS)}, or 'all' for a data directory.")
-    ] = "all",
-    path: Annotated[
-        Path | None,
-        typer.Option(help=f"File or directory of the source's exports [default: ${DATA_DIR_ENV} for 'all']."),
-    ] = None,
-    out: OutOpt = Path("out"),
-    database_url: DbOpt = None,
-) -> None:
-    """Import provider exports into the store (idempotent upserts, one transaction)."""
-    try:
-        store = Store(database_url or default_database_url(out))
-        with RichProgress(console).stage(f"Importing {source}", total=None):
-            if source == "all":
-                report = ingest_data_dir(store, resolve_data_dir(path))
-            else:
-                if path is None:
-                    raise KallosError(f"--path is required with --source {source}")
-                report = ingest(store, source, path)
-    except KallosError as err:
-        raise _fail(err) from None
-    for table, n in report.rows.items():
-        typer.echo(f"{table}: {n} rows upserted")
-    typer.echo(f"{len(report.files)} file(s) read; {len(report.notes)} note(s)")
-    for note in report.notes:
-        typer.echo(f"  note: {note}")
+for _module in (ingest_cmd, db_cmd, data_cmd, forecast_cmds):
+    _module.register(app)
 
 
 def main() -> None:

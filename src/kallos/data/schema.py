@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    func,
 )
 
 metadata = MetaData()
@@ -44,6 +45,13 @@ daily_market_data = Table(
     Column("close", Float, nullable=False),
     Column("volume", Float, doc="24h traded value in USD (quote currency)"),
     Column("market_cap", Float, doc="USD, circulating supply"),
+    Column(
+        "ingested_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=func.now(),
+        doc="UTC time the row was written (set by the ingester; the server default covers old rows)",
+    ),
 )
 Index("ix_daily_market_data_date", daily_market_data.c.date)
 
@@ -146,6 +154,34 @@ data_quality_events = Table(
     Column("n_rows", Integer, nullable=False),
     Column("action", String(32), nullable=False),
     Column("detail", Text, nullable=False),
+)
+
+model_registry = Table(
+    "model_registry",
+    metadata,
+    Column("model_id", String(64), primary_key=True, doc="content hash: artifact + config + data slice"),
+    Column("model_type", String(32), nullable=False, doc="gru, lstm, gru_attention, ..."),
+    Column("coin_id", String(64), nullable=False),
+    Column("train_start", Date, nullable=False),
+    Column("train_end", Date, nullable=False, doc="last label-complete day used for training"),
+    Column("val_start", Date),
+    Column("val_end", Date),
+    Column("test_start", Date, nullable=False),
+    Column("test_end", Date, nullable=False),
+    Column("hyperparameters", JSON, nullable=False),
+    Column("val_metrics", JSON, nullable=False, doc="e.g. rmse, directional_accuracy, loss"),
+    Column("artifact_path", Text, nullable=False, doc="safetensors state_dict + JSON scaler/meta"),
+    Column("artifact_hash", String(64), nullable=False, doc="sha256 of the saved artifact files"),
+    Column("config_hash", String(64), nullable=False, doc="sha256 of the model-relevant config"),
+    Column("data_hash", String(64), nullable=False, doc="sha256 of the training data slice"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+Index(
+    "ix_model_registry_lookup",
+    model_registry.c.model_type,
+    model_registry.c.coin_id,
+    model_registry.c.config_hash,
+    model_registry.c.data_hash,
 )
 
 RUN_TABLES = (portfolio_weights, portfolio_daily_returns, forecasts, data_quality_events)
