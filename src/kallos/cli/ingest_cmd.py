@@ -1,7 +1,8 @@
-"""``kallos ingest``: bring market data into the store."""
+"""``kallos ingest``: bring market data into the store (provider CSV exports or live APIs)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
@@ -13,28 +14,88 @@ from kallos.data import DATA_DIR_ENV, Store, default_database_url, ingest, inges
 from kallos.data.sources import IMPORTERS
 from kallos.exceptions import KallosError
 
+LIVE_HELP = "coingecko and binance fetch missing days from the live API unless --path is given"
+
 
 def register(app: typer.Typer) -> None:
     """Add the ``ingest`` command to ``app``."""
     app.command("ingest")(ingest_cmd)
 
 
+def _parse_coins(value: str | None) -> tuple[list[str], dict[str, str]]:
+    """``"btc,eth,foo=foo-api-id"`` -> (["btc", "eth", "foo"], {"foo": "foo-api-id"})."""
+    coins, api_ids = [], {}
+    for item in (value or "").split(","):
+        item = item.strip().lower()
+        if not item:
+            continue
+        coin, _, api_id = item.partition("=")
+        coins.append(coin.strip())
+        if api_id.strip():
+            api_ids[coin.strip()] = api_id.strip()
+    return coins, api_ids
+
+
+def _parse_day(value: str | None, option: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise KallosError(f"{option} {value!r}: expected a date YYYY-MM-DD") from None
+
+
 def ingest_cmd(
     source: Annotated[
-        str, typer.Option(help=f"One of {sorted(IMPORTERS)}, or 'all' for a data directory.")
+        str,
+        typer.Option(help=f"csv/all (a data directory), one of {sorted(IMPORTERS)}; {LIVE_HELP}."),
     ] = "all",
     path: Annotated[
         Path | None,
-        typer.Option(help=f"File or directory of the source's exports [default: ${DATA_DIR_ENV} for 'all']."),
+        typer.Option(
+            help=f"File or directory of the source's exports (default: ${DATA_DIR_ENV} for csv/all)."
+        ),
+    ] = None,
+    coins: Annotated[
+        str | None,
+        typer.Option(
+            help="Live: comma-separated coin ids (coin=api-id for an unknown CoinGecko id) "
+            "(default: coins already stored for the source, else btc,eth)."
+        ),
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option(help="Live: first close date (YYYY-MM-DD) for coins the store lacks.")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(help="Live: last close date (default and maximum: yesterday, UTC).")
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="Live: override the API base URL (e.g. a stub).")
+    ] = None,
+    calls_per_minute: Annotated[float, typer.Option(help="Live: client-side rate limit.")] = 30.0,
+    timeout: Annotated[float, typer.Option(help="Live: per-request timeout, seconds.")] = 30.0,
+    max_attempts: Annotated[int, typer.Option(help="Live: attempts per request.")] = 6,
+    page_limit: Annotated[int, typer.Option(help="Live Binance: klines per page.")] = 1000,
+    window_days: Annotated[int, typer.Option(help="Live CoinGecko: days per request.")] = 365,
+    lock_timeout: Annotated[
+        float | None, typer.Option(help="Seconds to wait for a concurrent ingest (default: forever).")
     ] = None,
     out: OutOpt = Path("out"),
     database_url: DbOpt = None,
 ) -> None:
-    """Import provider exports into the store (idempotent upserts, one transaction)."""
+    """Import provider exports, or fetch missing days from a live API (idempotent upserts).
+
+    CSV imports are one transaction; live ingests write one transaction per fetched chunk under a
+    per-source lock, so an interrupted run leaves whole chunks and the next run completes it.
+    """
     try:
         store = Store(database_url or default_database_url(out))
+        if source in ("coingecko", "binance") and path is None:
+            _live(store, source, coins, start, end, base_url, calls_per_minute, timeout, max_attempts,
+                  page_limit, window_days, lock_timeout)  # fmt: skip
+            return
         with RichProgress(console).stage(f"Importing {source}", total=None):
-            if source == "all":
+            if source in ("all", "csv"):
                 report = ingest_data_dir(store, resolve_data_dir(path))
             else:
                 if path is None:
@@ -47,3 +108,59 @@ def ingest_cmd(
     typer.echo(f"{len(report.files)} file(s) read; {len(report.notes)} note(s)")
     for note in report.notes:
         typer.echo(f"  note: {note}")
+
+
+def _live(
+    store: Store,
+    source: str,
+    coins_opt: str | None,
+    start: str | None,
+    end: str | None,
+    base_url: str | None,
+    calls_per_minute: float,
+    timeout: float,
+    max_attempts: int,
+    page_limit: int,
+    window_days: int,
+    lock_timeout: float | None,
+) -> None:
+    from kallos.data.live import (
+        COINGECKO_IDS,
+        DEFAULT_COINS,
+        RetryPolicy,
+        ingest_live,
+        make_client,
+        stored_coins,
+    )
+
+    coins, api_ids = _parse_coins(coins_opt)
+    store.create_schema()
+    coins = coins or stored_coins(store, source) or list(DEFAULT_COINS[source])
+    policy = RetryPolicy(calls_per_minute=calls_per_minute, timeout_s=timeout, max_attempts=max_attempts)
+    extra = (
+        {"window_days": window_days, "coin_ids": {**COINGECKO_IDS, **api_ids}}
+        if source == "coingecko"
+        else {"page_limit": page_limit}
+    )
+    client = make_client(source, base_url=base_url, policy=policy, **extra)
+    try:
+        with RichProgress(console).stage(f"Fetching {source}", total=None):
+            report = ingest_live(
+                store,
+                client,
+                coins,
+                start=_parse_day(start, "--start"),
+                end=_parse_day(end, "--end"),
+                lock_timeout=lock_timeout,
+            )
+    finally:
+        client.close()
+    for coin, (lo, hi) in report.ranges.items():
+        typer.echo(f"{source} {coin}: {report.rows[coin]} rows upserted for {lo}..{hi}")
+    typer.echo(f"daily_market_data: {report.total_rows} rows upserted in {report.chunks} chunk(s)")
+    for note in report.notes:
+        typer.echo(f"  note: {note}")
+
+
+if __name__ == "__main__":  # ``python -m kallos.cli.ingest_cmd ...`` (light entry point for scripts)
+    typer.run(ingest_cmd)

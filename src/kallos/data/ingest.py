@@ -1,4 +1,7 @@
-"""Load provider exports into the store: one transaction per call, idempotent upserts."""
+"""Load provider exports into the store: one transaction per call, idempotent upserts.
+
+Live APIs (CoinGecko, Binance) are ingested incrementally by :mod:`kallos.data.live`.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from kallos.data.sources.base import concat_batches
 from kallos.data.store import Store
 from kallos.exceptions import ImportFormatError, StoreError
 
-__all__ = ["DATA_DIR_ENV", "IngestReport", "ingest", "ingest_data_dir", "resolve_data_dir"]
+__all__ = ["DATA_DIR_ENV", "IngestReport", "ingest", "ingest_data_dir", "merge_coins", "resolve_data_dir"]
 
 DATA_DIR_ENV = "KALLOS_DATA_DIR"
 
@@ -48,7 +51,7 @@ def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
     return path
 
 
-def _merge_coins(store: Store, incoming: pd.DataFrame) -> pd.DataFrame:
+def merge_coins(store: Store, incoming: pd.DataFrame) -> pd.DataFrame:
     """Keep coins already described by another source; a source may refresh its own rows."""
     if incoming.empty:
         return incoming
@@ -62,10 +65,12 @@ def _merge_coins(store: Store, incoming: pd.DataFrame) -> pd.DataFrame:
 
 
 def _write(store: Store, batch: ImportBatch) -> IngestReport:
+    # ingested_at: the column's server default stamps a row when it is first inserted; a re-import
+    # of the same file leaves it (and every other value) unchanged
     frames = {schema.daily_market_data: batch.market}
     if batch.snapshots is not None and len(batch.snapshots):
         frames[schema.market_cap_snapshots] = batch.snapshots
-    frames[schema.coins] = _merge_coins(store, batch.coins)
+    frames[schema.coins] = merge_coins(store, batch.coins)
     rows = store.upsert_many(frames)
     return IngestReport(rows=rows, files=batch.files, notes=batch.notes)
 
