@@ -43,3 +43,44 @@ def real_market(real_store):
 def real_panel(real_market):
     market, coins = real_market
     return build_panel(market, coins, QualityConfig())
+
+
+# ------------------------------------------------------------------ database backends (H2)
+PG_URL = os.environ.get("KALLOS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """The test PostgreSQL server (``$KALLOS_TEST_PG_URL`` or the local one)."""
+    return PG_URL
+
+
+@pytest.fixture
+def pg_schema():
+    """A unique, not yet existing PostgreSQL schema name; dropped (CASCADE) afterwards."""
+    from uuid import uuid4
+
+    from sqlalchemy import create_engine, text
+
+    name = f"t_{uuid4().hex[:8]}"
+    yield name
+    engine = create_engine("postgresql+psycopg://" + PG_URL.split("://", 1)[1])
+    with engine.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def backend_url(request, tmp_path):
+    """``(url, schema_name)`` of a fresh, empty database: a SQLite file or a unique PostgreSQL schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'k.db'}", None
+    return PG_URL, request.getfixturevalue("pg_schema")
+
+
+@pytest.fixture
+def any_store(backend_url):
+    """A :class:`Store` at schema head on each backend (the test runs once per backend)."""
+    store = Store(*backend_url)
+    yield store
+    store.dispose()

@@ -1,25 +1,32 @@
-"""The store on SQLite and on the live PostgreSQL server (CI runs both)."""
+"""The store on SQLite and on the live PostgreSQL server: the same tests, both backends (CI runs both).
+
+``any_store`` / ``backend_url`` (tests/conftest.py) give a fresh database per test: a SQLite file
+or a unique PostgreSQL schema that is dropped afterwards.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import uuid
+from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import text
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import delete, text
 
-from kallos.data import Store, ingest
+from kallos.data import Store, ingest, migrations
 from kallos.data import schema as s
 from kallos.exceptions import StoreError
 
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+LTC = "coingecko_daily_top50/original/ltc-usd-max.csv.gz"
 
 
-def _rows(day: str, close: float) -> pd.DataFrame:
+def _rows(day: str, close: float, coin: str = "btc") -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "coin_id": ["btc"],
+            "coin_id": [coin],
             "date": [pd.Timestamp(day)],
             "source": ["coingecko"],
             "close": [close],
@@ -29,24 +36,52 @@ def _rows(day: str, close: float) -> pd.DataFrame:
     )
 
 
-def exercise(store: Store, data_dir) -> None:
-    """Behaviour every backend must share."""
-    store.create_schema()
-    store.create_schema()  # idempotent
-    assert store.is_empty()
-    src = data_dir / "coingecko_daily_top50/original/ltc-usd-max.csv.gz"
-    a = ingest(store, "coingecko", src)
-    b = ingest(store, "coingecko", src)
+def _run_row() -> dict:
+    return {
+        "run_id": "r",
+        "created_at": dt.datetime.now(dt.UTC),
+        "kallos_version": "t",
+        "config_hash": "c",
+        "data_hash": "d",
+        "config": {"a": [1, 2]},
+        "summary": {},
+        "output_dir": "/x",
+        "wall_seconds": 1.0,
+    }
+
+
+def test_opening_brings_schema_to_head(any_store):
+    assert any_store.current_revision() == migrations.head_revision()
+    any_store.create_schema()  # idempotent
+    assert any_store.is_empty()
+
+
+def test_ingest_is_idempotent_and_upserts_replace(any_store, data_dir):
+    store = any_store
+    a = ingest(store, "coingecko", data_dir / LTC)
+    first = store.read_market_data()
+    b = ingest(store, "coingecko", data_dir / LTC)
     assert a.rows["daily_market_data"] == b.rows["daily_market_data"] == store.count(s.daily_market_data)
-    ltc = store.read_market_data().set_index("date")
+    again = store.read_market_data()
+    pd.testing.assert_frame_equal(again.drop(columns="ingested_at"), first.drop(columns="ingested_at"))
+    assert (again["ingested_at"] >= first["ingested_at"]).all()  # ingest stamps the time it wrote
+    ltc = first.set_index("date")
     assert ltc.loc["2020-12-31", "close"] == pytest.approx(124.7, rel=0.01)
     assert ltc["market_cap"].isna().sum() == 1  # one zero market cap stored as NULL
+    assert ltc["ingested_at"].notna().all()  # server default on rows written without it
     # An upsert replaces values of an existing key instead of adding a row.
-    store.upsert(s.daily_market_data, _rows("2020-12-31", 999.0).assign(coin_id="ltc"))
+    store.upsert(s.daily_market_data, _rows("2020-12-31", 999.0, coin="ltc"))
     assert store.read_market_data().set_index("date").loc["2020-12-31", "close"] == 999.0
     assert store.count(s.daily_market_data) == a.rows["daily_market_data"]
-    # A failing multi-table write leaves nothing behind.
-    before = store.count(s.runs)
+    cov = store.coverage()
+    assert list(cov.columns) == ["source", "coin_id", "first", "last", "rows"]
+    assert cov.iloc[0]["first"] == pd.Timestamp("2013-04-27")
+    assert cov.iloc[0]["rows"] == a.rows["daily_market_data"]
+
+
+def test_failing_multi_table_write_leaves_nothing(any_store):
+    store = any_store
+    store.upsert(s.daily_market_data, _rows("2021-01-01", 1.0))
     bad_weights = pd.DataFrame(
         {
             "run_id": ["r"],
@@ -58,46 +93,149 @@ def exercise(store: Store, data_dir) -> None:
         }
     )
     with pytest.raises(StoreError, match="nothing was stored"):
-        store.write_run(
-            {
-                "run_id": "r",
-                "created_at": dt.datetime.now(dt.UTC),
-                "kallos_version": "t",
-                "config_hash": "c",
-                "data_hash": "d",
-                "config": {},
-                "summary": {},
-                "output_dir": "/x",
-                "wall_seconds": 1.0,
-            },
-            {s.portfolio_weights: bad_weights},
-        )
-    assert store.count(s.runs) == before
-    cov = store.coverage()
-    assert list(cov.columns) == ["source", "coin_id", "first", "last", "rows"]
-    assert cov.iloc[0]["first"] == pd.Timestamp("2013-04-27")
+        store.upsert_many({s.daily_market_data: _rows("2021-01-02", 2.0), s.portfolio_weights: bad_weights})
+    with pytest.raises(StoreError, match="nothing was stored"):
+        store.write_run(_run_row(), {s.portfolio_weights: bad_weights})
+    assert store.count(s.runs) == 0
+    assert store.count(s.daily_market_data) == 1  # the first table's rows of the failed call rolled back
 
 
-def test_sqlite_store(tmp_path, data_dir):
-    exercise(Store(f"sqlite:///{tmp_path / 'nested' / 'k.db'}"), data_dir)
+def test_values_round_trip_exactly(any_store):
+    """NULLs, awkward strings, float precision, integer columns given as floats, timestamps."""
+    store = any_store
+    coins = pd.DataFrame(
+        {
+            "coin_id": ["a", "b", "c"],
+            "symbol": [None, "B,1", 'q"x'],
+            "name": ["line\nbreak", "", "tab\there \\N-ish"],
+            "category": ["crypto"] * 3,
+            "source": ["cmc"] * 3,
+        }
+    )
+    snaps = pd.DataFrame(
+        {
+            "snapshot_date": pd.to_datetime(["2024-01-01 07:30", "2024-01-01 23:59"]),
+            "rank": [1.0, 2.0],  # float dtype into INTEGER
+            "name": ["x", "y"],
+            "symbol": ["X", "Y"],
+            "market_cap": [np.pi * 1e12, np.nan],
+            "price": [1 / 3, 5e-324],
+            "circulating_supply": [None, 1.0],
+            "volume_24h": [0.1 + 0.2, -0.0],
+            "source": ["cmc", "cmc"],
+        }
+    )
+    store.upsert_many({s.coins: coins, s.market_cap_snapshots: snaps})
+    got = store.read_coins().set_index("coin_id").loc[["a", "b", "c"]]
+    assert pd.isna(got["symbol"].iloc[0]) and got["symbol"].iloc[1:].tolist() == ["B,1", 'q"x']
+    assert got["name"].tolist() == ["line\nbreak", "", "tab\there \\N-ish"]
+    back = store.read_table(s.market_cap_snapshots).sort_values("rank", ignore_index=True)
+    assert back["rank"].tolist() == [1, 2]
+    assert back["market_cap"].iloc[0] == np.pi * 1e12 and np.isnan(back["market_cap"].iloc[1])
+    assert back["price"].tolist() == [1 / 3, 5e-324]
+    assert back["volume_24h"].iloc[0] == 0.1 + 0.2
+    assert (back["snapshot_date"] == pd.Timestamp("2024-01-01")).all()
+
+
+def test_ingested_at_given_is_kept_and_duplicate_keys_last_wins(any_store):
+    store = any_store
+    stamp = pd.Timestamp("2025-06-01 12:00", tz="UTC")
+    frame = pd.concat([_rows("2021-01-01", 1.0), _rows("2021-01-01", 2.0)], ignore_index=True)
+    frame["ingested_at"] = stamp
+    assert store.upsert(s.daily_market_data, frame) == 2
+    got = store.read_market_data()
+    assert len(got) == 1 and got["close"].iloc[0] == 2.0
+    assert pd.Timestamp(got["ingested_at"].iloc[0]).tz_localize(None) == stamp.tz_localize(None)
+    # A later frame without ingested_at keeps the stored time; one with it replaces it.
+    store.upsert(s.daily_market_data, _rows("2021-01-01", 3.0))
+    assert store.read_market_data()["ingested_at"].iloc[0] == got["ingested_at"].iloc[0]
+    later = pd.Timestamp("2025-07-01 08:30", tz="Europe/Zurich")  # stored as UTC
+    store.upsert(s.daily_market_data, _rows("2021-01-01", 4.0).assign(ingested_at=later))
+    back = pd.Timestamp(store.read_market_data()["ingested_at"].iloc[0])
+    assert back.tz_localize(None) == later.tz_convert("UTC").tz_localize(None)
+
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
+_FLOAT = st.floats(allow_nan=True, allow_infinity=True, width=64)
+_MARKET_ROW = st.tuples(
+    st.sampled_from(["btc", "eth"]) | _TEXT,
+    st.dates(dt.date(1990, 1, 1), dt.date(2100, 12, 31)),
+    st.sampled_from(["coingecko", "binance"]),
+    st.floats(allow_nan=False, allow_infinity=False, width=64),
+    _FLOAT,
+    _FLOAT,
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(_MARKET_ROW, min_size=1, max_size=15))
+def test_random_rows_round_trip_last_key_wins(any_store, rows):
+    """Property: any values come back exactly, NaN as NULL, and of duplicate keys the later wins."""
+    t = s.daily_market_data
+    with any_store.engine.begin() as conn:
+        conn.execute(delete(t))
+    frame = pd.DataFrame(rows, columns=["coin_id", "date", "source", "close", "volume", "market_cap"])
+    any_store.upsert(t, frame)
+    want = (
+        frame.assign(date=pd.to_datetime(frame["date"]))
+        .drop_duplicates(["coin_id", "date", "source"], keep="last")
+        .sort_values(["coin_id", "source", "date"], ignore_index=True)
+    )
+    got = any_store.read_market_data()[list(want.columns)]
+    got = got.sort_values(["coin_id", "source", "date"], ignore_index=True)
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)
+
+
+def test_bad_integer_names_table_and_column(any_store):
+    snaps = pd.DataFrame(
+        {"snapshot_date": ["2024-01-01"], "rank": [1.5], "name": ["x"], "symbol": ["X"], "source": ["cmc"]}
+    )
+    with pytest.raises(StoreError, match=r"nothing was stored: market_cap_snapshots\.rank"):
+        any_store.upsert(s.market_cap_snapshots, snaps)
+    assert any_store.count(s.market_cap_snapshots) == 0
+
+
+def test_json_columns_round_trip(any_store):
+    any_store.write_run(_run_row(), {})
+    runs = any_store.read_table(s.runs)
+    assert runs["config"].iloc[0] == {"a": [1, 2]}
+    assert any_store.run_ids() == ["r"]
+
+
+def test_concurrent_opens_migrate_once(backend_url):
+    """Four stores opening the same fresh database at once: the lock serialises the upgrade."""
+
+    def open_store(_):
+        store = Store(*backend_url)
+        revision = store.current_revision()
+        store.dispose()
+        return revision
+
+    with ThreadPoolExecutor(4) as pool:
+        revisions = list(pool.map(open_store, range(4)))
+    assert revisions == [migrations.head_revision()] * 4
+
+
+def test_drop_schema_keeps_foreign_tables(any_store):
+    with any_store.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE studies (study_id INTEGER PRIMARY KEY)"))
+    any_store.drop_schema()
+    with any_store.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM studies")).scalar_one() == 0
+    assert any_store.current_revision() is None
+    any_store.migrate()
+    assert any_store.current_revision() == migrations.head_revision()
 
 
 @pytest.mark.postgres
-def test_postgresql_store(data_dir):
-    """Runs against the live server; CI starts it (see .ci/run) and never skips this test."""
-    schema_name = f"kallos_test_{uuid.uuid4().hex[:8]}"
-    admin = Store(PG_URL)
-    with admin.engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema_name}"'))
-    try:
-        store = Store(PG_URL, schema_name=schema_name)
-        assert store.dialect == "postgresql"
-        exercise(store, data_dir)
+def test_backends_store_identical_rows(tmp_path, data_dir, pg_url, pg_schema):
+    """The COPY path (PostgreSQL) and the executemany path (SQLite) store the same values."""
+    frames = []
+    for store in (Store(f"sqlite:///{tmp_path / 'p.db'}"), Store(pg_url, schema_name=pg_schema)):
+        ingest(store, "coingecko", data_dir / LTC)
+        frames.append(store.read_market_data().drop(columns="ingested_at"))
         store.dispose()
-    finally:
-        with admin.engine.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema_name}" CASCADE'))
-        admin.dispose()
+    pd.testing.assert_frame_equal(frames[0], frames[1])
 
 
 def test_unreachable_database_says_how_to_fix():

@@ -1,5 +1,10 @@
 """The one schema definition (SQLAlchemy 2.x Core), shared by SQLite and PostgreSQL.
 
+Databases are created and upgraded by the Alembic revisions in :mod:`kallos.data.migrations`;
+this metadata is the model those revisions must reproduce (a test compares them). A change here
+needs a new revision. ``kallos.features.store`` adds ``daily_technical_indicators`` to
+:data:`metadata`.
+
 Dates are stored as SQL ``DATE`` and mean UTC calendar days stamped at that day's close.
 Money is USD (USDT for Binance), prices per coin, market caps and volumes in USD.
 """
@@ -54,6 +59,13 @@ daily_market_data = Table(
     ),
 )
 Index("ix_daily_market_data_date", daily_market_data.c.date)
+# Coverage and "last stored day per source and coin" (live ingestion) read by this prefix.
+Index(
+    "ix_daily_market_data_source_coin_date",
+    daily_market_data.c.source,
+    daily_market_data.c.coin_id,
+    daily_market_data.c.date,
+)
 
 market_cap_snapshots = Table(
     "market_cap_snapshots",

@@ -86,7 +86,13 @@ class CoinGeckoCsvImporter:
         raw = read_csv(f, REQUIRED, dtype={"snapped_at": str})
         if raw.empty:
             raise ImportFormatError(f"{f}: no rows")
-        snapped = pd.to_datetime(raw["snapped_at"], utc=True, errors="coerce", format="mixed")
+        # The export's own layout first (vectorised); anything else goes through the slow
+        # per-row parser, so an unusual but valid timestamp still imports.
+        snapped = pd.to_datetime(raw["snapped_at"], utc=True, errors="coerce", format="%Y-%m-%d %H:%M:%S UTC")
+        odd = snapped.isna()
+        if odd.any():
+            rest = raw.loc[odd, "snapped_at"]
+            snapped[odd] = pd.to_datetime(rest, utc=True, errors="coerce", format="mixed")
         fail_rows(f, snapped.isna(), "unparseable snapped_at", raw)
         # Row snapped on day D describes the close of D-1 (see module docstring).
         date = snapped.dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize() - pd.Timedelta(days=1)
