@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from kallos.data import month_starts, monthly_universe, universe_on
+from kallos.data.universe import universe_summary
 from kallos.exceptions import DataValidationError
 
 
@@ -52,3 +53,70 @@ def test_decision_uses_the_universe_of_the_next_day():
 def test_selection_outside_the_panel_is_an_error(real_panel):
     with pytest.raises(DataValidationError, match="outside the panel"):
         monthly_universe(real_panel, month_starts("2030-01-01", "2030-01-31"), 5, 365)
+
+
+def test_market_cap_daily_records_sources(real_panel):
+    u = monthly_universe(real_panel, month_starts("2022-01-01", "2022-01-31"), 5, 457)
+    assert (u["mcap_source"] == "coingecko market_cap").all() and u["in_coingecko"].all()
+    assert u["cmc_rank"].isna().all() and u["snapshot_date"].isna().all()
+
+
+def test_universe_summary_is_the_results_contract():
+    u = pd.DataFrame(
+        {
+            "month": pd.to_datetime(["2022-02-01", "2022-02-01", "2022-03-01"]),
+            "selection_date": pd.to_datetime(["2022-01-31", "2022-01-31", "2022-02-28"]),
+            "coin_id": ["btc", "matic", "matic"],
+            "rank": [1, 2, 1],
+            "market_cap": [7e11, 1.2e10, 1.1e10],
+            "mcap_source": [
+                "coingecko market_cap",
+                "binance close × cmc circulating_supply (snapshot 2022-01-01)",
+                "binance close × cmc circulating_supply (snapshot 2022-02-01)",
+            ],
+            "in_coingecko": [True, False, False],
+            "cmc_rank": [1, 14, 15],
+            "snapshot_date": pd.to_datetime(["2022-01-01", "2022-01-01", "2022-02-01"]),
+            "benchmark_weight": [0.6, 0.4, 1.0],
+        }
+    )
+    recon = pd.DataFrame(
+        {
+            "coin_id": ["bnb", "btc"],
+            "month": ["2017-12", "2022-01"],
+            "mean_abs_divergence": [0.125, 0.001],
+            "max_abs_divergence": [0.47, 0.004],
+            "n_days": [31, 31],
+            "flagged": [True, False],
+        }
+    )
+    doc = universe_summary(u, "cmc_snapshots", 2, recon, 0.02)
+    assert doc["method"] == "cmc_snapshots" and doc["top_n"] == 2
+    assert doc["mcap_sources"] == {
+        "btc": "coingecko market_cap",
+        "matic": "binance close × cmc circulating_supply",
+    }
+    first = doc["constituents"][0]
+    assert set(first) >= {
+        "month",
+        "selection_date",
+        "coin_id",
+        "rank",
+        "market_cap",
+        "mcap_source",
+        "in_coingecko",
+        "benchmark_weight",
+    }
+    assert first["month"] == "2022-02" and first["in_coingecko"] is True
+    assert doc["reconciliation"] == {
+        "threshold": 0.02,
+        "flagged": [
+            {
+                "coin_id": "bnb",
+                "month": "2017-12",
+                "mean_abs_divergence": 0.125,
+                "max_abs_divergence": 0.47,
+                "n_days": 31,
+            }
+        ],
+    }

@@ -1,23 +1,61 @@
 """Point-in-time monthly universe and the capped market-cap benchmark weights.
 
 The universe held during month ``m+1`` is chosen at the close of the last day of month
-``m`` from what was known then: the top ``top_n`` eligible coins by market cap. A coin is
-eligible when it is in the cleaned panel (non-crypto categories are already excluded),
-has a known close and market cap on the selection date, and has at least
-``min_history_days`` days of known closes up to it.
+``m`` (the selection date) from what was known then. A coin is eligible when it is in the
+cleaned panel (non-crypto categories are already excluded), has a known close and market
+cap on the selection date, and has at least ``min_history_days`` days of known closes up
+to it. Two selection methods (:data:`UNIVERSE_METHODS`, picked by ``universe.method``):
+
+``market_cap_daily``
+    the top ``top_n`` eligible coins by the panel's market cap on the selection date
+    (per-field source precedence: :data:`kallos.data.panel.FIELD_PRECEDENCE`).
+``cmc_snapshots``
+    survivorship-free: walk the latest CoinMarketCap top-200 snapshot dated at or before
+    the selection date (at most :data:`~kallos.data.panel.SNAPSHOT_MAX_AGE_DAYS` old) in
+    CMC rank order and keep the first ``top_n`` eligible coins. Coins that later left the
+    top 50 (MATIC, ATOM, ETC, ...) are members in the months they ranked, provided the
+    panel holds their prices (Binance); coins without Kallos prices (e.g. LUNA) and
+    excluded categories (stablecoins, ...) are passed over. Later snapshots are never read.
+
+Both return :data:`UNIVERSE_COLUMNS`; ``rank`` is the rank within the universe (1 = largest),
+``mcap_source`` says how the market cap was obtained and ``in_coingecko`` whether the
+coin is in the CoinGecko file at all (False = it enters through CMC and Binance only).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
-from kallos.data.panel import MarketPanel
+from kallos.config import UniverseConfig
+from kallos.data.panel import SNAPSHOT_MAX_AGE_DAYS, MarketPanel, snapshot_on
 from kallos.exceptions import DataValidationError
 
-__all__ = ["UNIVERSE_COLUMNS", "capped_weights", "month_starts", "monthly_universe", "universe_on"]
+__all__ = [
+    "UNIVERSE_COLUMNS",
+    "UNIVERSE_METHODS",
+    "build_universe",
+    "capped_weights",
+    "cmc_snapshot_universe",
+    "month_starts",
+    "monthly_universe",
+    "universe_on",
+    "universe_summary",
+]
 
-UNIVERSE_COLUMNS = ["month", "selection_date", "coin_id", "rank", "market_cap"]
+UNIVERSE_COLUMNS = [
+    "month",
+    "selection_date",
+    "coin_id",
+    "rank",
+    "market_cap",
+    "mcap_source",
+    "in_coingecko",
+    "cmc_rank",
+    "snapshot_date",
+]
 
 
 def month_starts(start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
@@ -26,10 +64,43 @@ def month_starts(start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
     return pd.date_range(first, pd.Timestamp(end), freq="MS")
 
 
+def _selection_date(panel: MarketPanel, month: pd.Timestamp) -> pd.Timestamp:
+    sel = pd.Timestamp(month) - pd.Timedelta(days=1)
+    if sel not in panel.close.index:
+        raise DataValidationError(
+            f"universe for {month:%Y-%m} needs data on {sel.date()}, outside the panel "
+            f"{panel.dates[0].date()}..{panel.dates[-1].date()}"
+        )
+    return sel
+
+
+def _eligible(
+    panel: MarketPanel, history: pd.DataFrame, sel: pd.Timestamp, min_history_days: int
+) -> pd.Series:
+    """Coins with a known close and positive market cap on ``sel`` and enough history."""
+    mcap = panel.market_cap.loc[sel]
+    ok = mcap.notna() & (mcap > 0) & panel.close.loc[sel].notna()
+    return ok & (history.loc[sel] >= min_history_days)
+
+
+def _row(panel: MarketPanel, month, sel, coin, rank, cmc_rank=np.nan, snap=pd.NaT) -> tuple:
+    return (
+        pd.Timestamp(month),
+        sel,
+        coin,
+        rank,
+        float(panel.market_cap.at[sel, coin]),
+        panel.market_cap_origin(coin, sel),
+        panel.in_source(coin, "coingecko"),
+        cmc_rank,
+        snap,
+    )
+
+
 def monthly_universe(
     panel: MarketPanel, months: pd.DatetimeIndex, top_n: int, min_history_days: int
 ) -> pd.DataFrame:
-    """Top-``top_n`` eligible coins by market cap for each month, selected the day before it starts.
+    """``market_cap_daily``: top-``top_n`` eligible coins by market cap, selected the day before each month.
 
     Parameters
     ----------
@@ -40,7 +111,8 @@ def monthly_universe(
 
     Returns
     -------
-    DataFrame with :data:`UNIVERSE_COLUMNS`, one row per month and coin, ``rank`` 1 = largest.
+    DataFrame with :data:`UNIVERSE_COLUMNS`, one row per month and coin, ``rank`` 1 = largest
+    (``cmc_rank`` and ``snapshot_date`` empty).
 
     Raises
     ------
@@ -50,21 +122,128 @@ def monthly_universe(
     history = panel.history_days()
     rows = []
     for month in months:
-        sel = pd.Timestamp(month) - pd.Timedelta(days=1)
-        if sel not in panel.close.index:
-            raise DataValidationError(
-                f"universe for {month:%Y-%m} needs data on {sel.date()}, outside the panel "
-                f"{panel.dates[0].date()}..{panel.dates[-1].date()}"
-            )
+        sel = _selection_date(panel, month)
         mcap = panel.market_cap.loc[sel]
-        eligible = mcap.notna() & (mcap > 0) & panel.close.loc[sel].notna()
-        eligible &= history.loc[sel] >= min_history_days
-        ranked = mcap[eligible].sort_values(ascending=False, kind="stable").head(top_n)
+        ranked = mcap[_eligible(panel, history, sel, min_history_days)]
+        ranked = ranked.sort_values(ascending=False, kind="stable").head(top_n)
         if ranked.empty:
             raise DataValidationError(f"no eligible coin for {month:%Y-%m} (selection {sel.date()})")
-        for rank, (coin, cap) in enumerate(ranked.items(), start=1):
-            rows.append((pd.Timestamp(month), sel, coin, rank, float(cap)))
+        rows.extend(_row(panel, month, sel, coin, rank) for rank, coin in enumerate(ranked.index, start=1))
     return pd.DataFrame(rows, columns=UNIVERSE_COLUMNS)
+
+
+def cmc_snapshot_universe(
+    panel: MarketPanel, months: pd.DatetimeIndex, top_n: int, min_history_days: int
+) -> pd.DataFrame:
+    """``cmc_snapshots``: true historical top-``top_n`` membership from CoinMarketCap snapshots.
+
+    For month ``m+1`` the selection date is the last day of month ``m``; the snapshot used
+    is the latest one dated at or before it (see the module docstring). ``market_cap`` is
+    the panel's market cap on the selection date (CoinGecko's, else Binance close × the
+    snapshot's circulating supply), ``cmc_rank`` the coin's rank in the snapshot.
+
+    Raises
+    ------
+    DataValidationError
+        If the panel holds no snapshots, no snapshot is recent enough for a month, a
+        selection date lies outside the panel, or no coin is eligible.
+    """
+    snaps = panel.snapshots
+    if snaps is None or snaps.empty:
+        raise DataValidationError(
+            "universe.method = 'cmc_snapshots' needs CoinMarketCap snapshots in the store: "
+            "import them with `kallos ingest --source cmc --path <cmc_monthly_top200>`"
+        )
+    history = panel.history_days()
+    by_date = {d: g for d, g in snaps.groupby("snapshot_date")}
+    rows = []
+    for month in months:
+        sel = _selection_date(panel, month)
+        snap = snapshot_on(snaps, sel)
+        if snap is None:
+            raise DataValidationError(
+                f"universe for {month:%Y-%m}: no CoinMarketCap snapshot within the "
+                f"{SNAPSHOT_MAX_AGE_DAYS} days up to {sel.date()} (snapshots cover "
+                f"{snaps['snapshot_date'].min().date()}..{snaps['snapshot_date'].max().date()})"
+            )
+        eligible = _eligible(panel, history, sel, min_history_days)
+        listed = by_date[snap].sort_values("rank")
+        picked = [
+            (coin, int(cmc_rank))
+            for coin, cmc_rank in zip(listed["coin_id"], listed["rank"], strict=True)
+            if coin is not None and coin in eligible.index and bool(eligible[coin])
+        ][:top_n]
+        if not picked:
+            raise DataValidationError(
+                f"no eligible coin for {month:%Y-%m} (selection {sel.date()}, snapshot {snap.date()})"
+            )
+        rows.extend(
+            _row(panel, month, sel, coin, rank, cmc_rank, snap)
+            for rank, (coin, cmc_rank) in enumerate(picked, start=1)
+        )
+    return pd.DataFrame(rows, columns=UNIVERSE_COLUMNS)
+
+
+UniverseMethod = Callable[[MarketPanel, pd.DatetimeIndex, int, int], pd.DataFrame]
+UNIVERSE_METHODS: dict[str, UniverseMethod] = {
+    "market_cap_daily": monthly_universe,
+    "cmc_snapshots": cmc_snapshot_universe,
+}
+
+
+def build_universe(panel: MarketPanel, months: pd.DatetimeIndex, cfg: UniverseConfig) -> pd.DataFrame:
+    """The monthly universe by ``cfg.method`` (a key of :data:`UNIVERSE_METHODS`).
+
+    Raises
+    ------
+    DataValidationError
+        As the chosen method does.
+    """
+    return UNIVERSE_METHODS[cfg.method](panel, months, cfg.top_n, cfg.min_history_days)
+
+
+def universe_summary(
+    universe: pd.DataFrame, method: str, top_n: int, reconciliation: pd.DataFrame, threshold: float
+) -> dict:
+    """The ``results["universe"]`` document (plain Python values; dates as Timestamps).
+
+    Parameters
+    ----------
+    universe : :data:`UNIVERSE_COLUMNS` plus ``benchmark_weight``.
+    reconciliation : :func:`kallos.data.reconcile.price_divergence` output.
+    threshold : the divergence above which a coin-month is flagged.
+
+    Returns
+    -------
+    ``{"method", "top_n", "mcap_sources": {coin_id: str}, "constituents": [...],
+    "reconciliation": {"threshold", "flagged": [...]}}``; ``mcap_sources`` names each coin's
+    market-cap sources across its months (snapshot dates dropped), joined by "; ".
+    """
+    base = universe["mcap_source"].str.replace(r" \(snapshot [0-9-]+\)$", "", regex=True)
+    sources = {
+        coin: "; ".join(dict.fromkeys(g.tolist())) for coin, g in base.groupby(universe["coin_id"], sort=True)
+    }
+    cols = ["month", "selection_date", "coin_id", "rank", "market_cap", "mcap_source", "in_coingecko"]
+    cols += ["cmc_rank", "snapshot_date", "benchmark_weight"]
+    frame = universe.reindex(columns=cols).sort_values(["month", "rank"])
+    constituents = []
+    for rec in frame.to_dict(orient="records"):
+        rec["month"] = pd.Timestamp(rec["month"]).strftime("%Y-%m")
+        rec["in_coingecko"] = bool(rec["in_coingecko"])
+        rec["rank"] = int(rec["rank"])
+        constituents.append(rec)
+    flagged = reconciliation[reconciliation["flagged"]] if len(reconciliation) else reconciliation
+    keep = ["coin_id", "month", "mean_abs_divergence", "max_abs_divergence", "n_days"]
+    return {
+        "method": method,
+        "top_n": int(top_n),
+        "mcap_sources": sources,
+        "constituents": constituents,
+        "reconciliation": {
+            "threshold": float(threshold),
+            "flagged": flagged.reindex(columns=keep).to_dict(orient="records"),
+        },
+    }
 
 
 def universe_on(universe: pd.DataFrame, decision_date: pd.Timestamp) -> list[str]:
