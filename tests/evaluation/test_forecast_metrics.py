@@ -10,7 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kallos.evaluation.forecast_metrics import forecast_accuracy, residuals
+from kallos.evaluation.forecast_metrics import (
+    diebold_mariano,
+    dm_tests,
+    forecast_accuracy,
+    forecast_evaluation,
+    residuals,
+)
 from kallos.exceptions import DataValidationError
 
 COLUMNS = [
@@ -175,3 +181,106 @@ def test_rmse_bounds_mae(pairs):
     assert row["rmse"] >= row["mae"] - 1e-15
     assert 0.0 <= row["directional_accuracy"] <= 1.0
     assert row["n"] == len(pairs)
+
+
+# --------------------------------------------------------------------------- Diebold-Mariano (HLN)
+
+
+def test_dm_known_answers():
+    # h = 1: d = [1, 2, 3, 4]; dbar 2.5, gamma0 1.25, V 0.3125, HLN factor sqrt(3/4)
+    stat, _, n = diebold_mariano(np.array([1.0, 2, 3, 4]), np.zeros(4), horizon=1)
+    assert n == 4 and stat == pytest.approx(math.sqrt(0.75) * 2.5 / math.sqrt(0.3125), rel=1e-12)
+    assert stat == pytest.approx(3.872983346207417, rel=1e-12)
+    # h = 2: d = [1, 3, 2, 5, 4, 6]; dbar 3.5, gamma0 17.5/6, gamma1 1.75/6, V 3.5/6,
+    # HLN factor sqrt((6 + 1 - 4 + 2/6) / 6)
+    stat2, p2, _ = diebold_mariano(np.array([1.0, 3, 2, 5, 4, 6]), np.zeros(6), horizon=2)
+    assert stat2 == pytest.approx(math.sqrt((10 / 3) / 6) * 3.5 / math.sqrt(3.5 / 6), rel=1e-12)
+    assert stat2 == pytest.approx(3.4156502553198655, rel=1e-9)
+    from scipy import stats
+
+    assert p2 == pytest.approx(2 * stats.t.sf(stat2, df=5), rel=1e-12)
+    # sign: a model with lower loss gets a negative statistic
+    assert diebold_mariano(np.zeros(6), np.array([1.0, 3, 2, 5, 4, 6]), horizon=2)[0] == pytest.approx(-stat2)
+
+
+def test_dm_degenerate_cases():
+    assert math.isnan(diebold_mariano(np.array([1.0]), np.array([0.0]), 1)[0])
+    assert math.isnan(diebold_mariano(np.ones(5), np.zeros(5), 1)[0])  # zero variance
+    with pytest.raises(ValueError, match="horizon"):
+        diebold_mariano(np.ones(5), np.zeros(5), 0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(-1, 1, allow_nan=False), min_size=3, max_size=40), st.integers(0, 10**6))
+def test_dm_h1_is_the_one_sample_t_test(values, seed):
+    from scipy import stats
+
+    d = np.asarray(values) + np.random.default_rng(seed).normal(0, 1e-3, len(values))
+    stat, p, _ = diebold_mariano(d, np.zeros_like(d), horizon=1)
+    ref = stats.ttest_1samp(d, 0.0)
+    assert stat == pytest.approx(ref.statistic, rel=1e-8, abs=1e-10)
+    assert p == pytest.approx(ref.pvalue, rel=1e-8, abs=1e-12)
+
+
+@pytest.mark.parametrize("horizon", [2, 5, 7])
+def test_dm_matches_statsmodels_hac_with_uniform_kernel(horizon):
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(horizon)
+    d = rng.normal(0.1, 1.0, 200) + np.convolve(rng.normal(0, 1, 206), np.ones(7) / 7, "valid")
+    ols = sm.OLS(d, np.ones_like(d)).fit(
+        cov_type="HAC", cov_kwds={"maxlags": horizon - 1, "kernel": "uniform", "use_correction": False}
+    )
+    t, h = len(d), horizon
+    expected = float(ols.tvalues[0]) * math.sqrt((t + 1 - 2 * h + h * (h - 1) / t) / t)
+    assert diebold_mariano(d, np.zeros_like(d), horizon)[0] == pytest.approx(expected, rel=1e-9)
+
+
+def _evaluation_frame() -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    dates = pd.date_range("2022-01-01", "2022-06-29", freq="D")
+    frames = []
+    for coin in ("btc", "eth"):
+        realised = rng.normal(0, 0.05, len(dates))
+        naive = np.concatenate([[0.0] * 7, realised[:-7]])
+        good = realised + rng.normal(0, 0.01, len(dates))
+        for name, f in (("naive_persistence", naive), ("gru", good)):
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "forecaster": name,
+                        "coin_id": coin,
+                        "as_of": dates,
+                        "horizon": 7,
+                        "forecast": f,
+                        "realised": realised,
+                        "fold_cutoff": dates.to_period("Q").to_timestamp() - pd.Timedelta(days=1),
+                    }
+                )
+            )
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_forecast_evaluation_tables():
+    frame = _evaluation_frame()
+    ev = forecast_evaluation(frame)
+    assert set(ev.accuracy["quarter"]) == {"2022Q1", "2022Q2"}
+    assert set(ev.accuracy["forecaster"]) == {"gru", "naive_persistence"}
+    assert (ev.overall["coin_id"] == "all").sum() == 2
+    dm = ev.dm_tests.set_index("coin_id")
+    assert list(dm["forecaster"]) == ["gru", "gru"] and (dm["n"] == 180).all()
+    assert (dm["dm_stat"] < -5).all() and (dm["p_value"] < 1e-6).all()  # far better than naive
+    assert (dm["mse"] < dm["mse_baseline"]).all()
+    assert len(ev.residuals) == len(frame)
+    np.testing.assert_allclose(ev.residuals["residual"], frame["realised"] - frame["forecast"])
+    # decay: 2022-01-01 is 1 day after the 2021-12-31 cutoff -> week 0; 2022-03-31 -> week 12
+    assert ev.decay["weeks_since_training"].min() == 0 and ev.decay["weeks_since_training"].max() == 12
+    assert ev.decay.groupby("forecaster")["n"].sum().eq(360).all()
+
+
+def test_dm_tests_needs_one_horizon():
+    frame = _evaluation_frame()
+    frame.loc[0, "horizon"] = 14
+    with pytest.raises(DataValidationError, match="horizons"):
+        dm_tests(frame)
+    assert dm_tests(frame, baseline="nobody", horizon=7).empty  # baseline absent: no tests

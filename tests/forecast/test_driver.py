@@ -13,6 +13,7 @@ from kallos.forecast import (
     JobResult,
     NaivePersistence,
     RecurrentForecaster,
+    driver,
     forecasts_frame,
     run_jobs,
     stable_seed,
@@ -143,3 +144,64 @@ def test_light_jobs_run_in_process_with_n_jobs_above_one(make_history, fold) -> 
     expected = np.log(h.close / h.close.shift(7)).loc[dates]
     np.testing.assert_allclose(results[0].predictions.to_numpy(), expected.to_numpy(), rtol=1e-12)
     assert [r.forecaster for r in results] == ["naive_persistence", "historical_mean"]
+
+
+# --------------------------------------------------------------------------- batched stacks
+@pytest.fixture(scope="module")
+def stack_jobs(make_history, fold, splitter, tiny_config) -> list[ForecastJob]:
+    """Three GRU coins on one fold (one stack), one on a later fold, one LSTM: three stacks in all."""
+    later = splitter.fold(pd.Timestamp("2021-03-31"))
+    histories = {c: make_history(n=560, seed=s, coin=c) for s, c in enumerate(["aaa", "bbb", "ccc"], 7)}
+
+    def job(cell: str, coin: str, f) -> ForecastJob:
+        model = RecurrentForecaster(
+            tiny_config, cell=cell, horizon=7, seed=stable_seed(cell, coin, f.key), min_train_samples=30
+        )
+        return ForecastJob(model, f, histories[coin], pd.date_range(f.test_start, periods=15, freq="D"))
+
+    return [
+        job("gru", "aaa", fold),
+        job("lstm", "aaa", fold),
+        job("gru", "bbb", fold),
+        job("gru", "aaa", later),
+        job("gru", "ccc", fold),
+    ]
+
+
+def test_jobs_are_grouped_by_model_and_fold(stack_jobs, monkeypatch) -> None:
+    assert driver._tasks(stack_jobs, range(5)) == [[0, 2, 4], [1], [3]]
+    monkeypatch.setattr(driver, "MAX_STACK", 2)
+    assert driver._tasks(stack_jobs, range(5)) == [[0, 2], [4], [1], [3]]
+    light = ForecastJob(
+        NaivePersistence(7), *[getattr(stack_jobs[0], a) for a in ("fold", "history", "dates")]
+    )
+    assert driver._tasks([light, *stack_jobs[:1]], range(2)) == [[0], [1]]
+
+
+@pytest.mark.slow  # two spawned workers import torch (~20-40 s on a shared 2-core machine)
+def test_stacked_jobs_equal_lone_jobs_and_are_reproducible(stack_jobs) -> None:
+    stacked = run_jobs(stack_jobs, n_jobs=1)
+    assert [(r.forecaster, r.coin_id, r.fold.key) for r in stacked] == [j.key for j in stack_jobs]
+    for job, result in zip(stack_jobs, stacked, strict=True):
+        alone = driver.run_job(job)
+        assert result.error is None and result.predictions.notna().all()
+        np.testing.assert_allclose(result.predictions, alone.predictions, atol=1e-5, rtol=0)
+        assert result.state[1]["training"]["epochs"] == alone.state[1]["training"]["epochs"]
+        assert result.state[1]["cutoff"] == job.fold.key
+    # Two runs (in-process, then two spawned workers) are byte-identical.
+    again = run_jobs(stack_jobs, n_jobs=2)
+    for a, b in zip(stacked, again, strict=True):
+        pd.testing.assert_series_equal(a.predictions, b.predictions, check_exact=True)
+        for key, value in a.state[0].items():
+            np.testing.assert_array_equal(value, b.state[0][key], err_msg=key)
+
+
+def test_a_starved_job_in_a_stack_fails_alone(stack_jobs, tiny_config) -> None:
+    good = stack_jobs[0]
+    starved = ForecastJob(
+        good.forecaster.clone(min_train_samples=10_000), good.fold, stack_jobs[2].history, good.dates
+    )
+    bad, ok = run_jobs([starved, good], n_jobs=1)
+    assert bad.error is not None and "training samples" in bad.error and bad.state is None
+    assert ok.error is None
+    np.testing.assert_array_equal(ok.predictions, driver.run_job(good).predictions)

@@ -23,8 +23,8 @@ CFG = ForecastConfig(
 )
 
 
-def test_registry_lists_the_four_forecasters() -> None:
-    assert sorted(FORECASTERS) == ["gru", "historical_mean", "lstm", "naive_persistence"]
+def test_registry_lists_the_forecasters() -> None:
+    assert sorted(FORECASTERS) == ["gru", "gru_attention", "historical_mean", "lstm", "naive_persistence"]
 
 
 @pytest.mark.parametrize("name", sorted(FORECASTERS))
@@ -47,8 +47,11 @@ def test_factories_pass_the_config_through() -> None:
         "seed": 11,
         "device": "cpu",
         "min_train_samples": 42,
+        "attention": False,
     }
     assert make_forecaster("lstm", CFG).cell == "lstm"
+    attn = make_forecaster("gru_attention", CFG)
+    assert attn.cell == "gru" and attn.get_params()["attention"] and attn.name == "gru_attention"
     hm = make_forecaster("historical_mean", CFG)
     assert isinstance(hm, HistoricalMean) and hm.window == 90 and not hm.parallel
     naive = make_forecaster("naive_persistence", CFG)

@@ -6,7 +6,9 @@ Inputs are long frames with one row per (forecaster, coin, decision date): ``for
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
@@ -15,7 +17,11 @@ import pandas as pd
 from kallos.exceptions import DataValidationError
 
 __all__ = [
+    "ForecastEvaluation",
+    "diebold_mariano",
+    "dm_tests",
     "forecast_accuracy",
+    "forecast_evaluation",
     "residuals",
 ]
 
@@ -190,3 +196,193 @@ def forecast_accuracy(
         scores.loc[is_base, ["rmse_ratio", "mae_ratio"]] = 1.0
         scores.loc[is_base, "da_diff"] = 0.0
     return scores[columns].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- Diebold-Mariano
+
+
+def diebold_mariano(
+    loss_model: np.ndarray | pd.Series, loss_baseline: np.ndarray | pd.Series, horizon: int
+) -> tuple[float, float, int]:
+    """Diebold-Mariano test of equal predictive accuracy with the HLN small-sample correction.
+
+    Parameters
+    ----------
+    loss_model, loss_baseline : shape (T,) losses of two forecasts of the same targets
+        (here squared errors of ``horizon``-day log-return forecasts), aligned in time.
+    horizon : forecast horizon ``h`` in steps; the long-run variance of the loss differential
+        uses autocovariances up to lag ``h - 1`` (rectangular window), as ``h``-step forecast
+        errors are at most MA(h-1).
+
+    Returns
+    -------
+    (statistic, p_value, T): ``statistic = sqrt((T + 1 - 2h + h(h-1)/T) / T) * dbar / sqrt(V)``
+    with ``d = loss_model - loss_baseline``, ``dbar = mean(d)``,
+    ``V = (gamma_0 + 2 sum_{k=1}^{h-1} gamma_k) / T`` (autocovariances with divisor T); the
+    two-sided p-value uses Student's t with ``T - 1`` degrees of freedom. A negative statistic
+    means the model's loss is lower than the baseline's. NaN when ``T < 2`` or ``V <= 0``
+    (the rectangular-window variance can be non-positive; then the test is undefined).
+
+    Notes
+    -----
+    For ``h = 1`` the statistic equals the one-sample t statistic of ``d`` (checked in the tests
+    against :func:`scipy.stats.ttest_1samp`).
+
+    References
+    ----------
+    .. [1] Diebold, F. X. and Mariano, R. S. (1995). "Comparing Predictive Accuracy".
+       Journal of Business & Economic Statistics, 13(3), 253-263.
+    .. [2] Harvey, D., Leybourne, S. and Newbold, P. (1997). "Testing the equality of prediction
+       mean squared errors". International Journal of Forecasting, 13(2), 281-291.
+    """
+    from scipy import stats
+
+    d = np.asarray(loss_model, dtype=float) - np.asarray(loss_baseline, dtype=float)
+    d = d[np.isfinite(d)]
+    t, h = len(d), int(horizon)
+    if h < 1:
+        raise ValueError(f"horizon must be >= 1, got {horizon}")
+    if t < 2:
+        return math.nan, math.nan, t
+    dev = d - d.mean()
+    gamma = [float(dev[k:] @ dev[: t - k]) / t for k in range(min(h, t))]
+    var = (gamma[0] + 2.0 * sum(gamma[1:])) / t
+    if not var > 0:
+        return math.nan, math.nan, t
+    correction = math.sqrt(max(t + 1 - 2 * h + h * (h - 1) / t, 0.0) / t)
+    stat = correction * float(d.mean()) / math.sqrt(var)
+    p = float(2.0 * stats.t.sf(abs(stat), df=t - 1))
+    return stat, p, t
+
+
+_DM_COLUMNS: Final[tuple[str, ...]] = (
+    "forecaster",
+    "coin_id",
+    "baseline",
+    "n",
+    "horizon",
+    "mse",
+    "mse_baseline",
+    "dm_stat",
+    "p_value",
+)
+
+
+def dm_tests(
+    forecasts: pd.DataFrame, baseline: str = "naive_persistence", horizon: int | None = None
+) -> pd.DataFrame:
+    """Diebold-Mariano (HLN) test of every forecaster against ``baseline``, per coin.
+
+    Squared-error loss on the dates both forecasters scored (matched on ``coin_id`` and
+    ``as_of``). ``horizon`` defaults to the frame's ``horizon`` column. The loss differential is
+    taken in ``as_of`` order; where a coin left the universe for a while the series has gaps and
+    the lags count forecasts, not days (daily forecasts of an ``h``-day label overlap, hence h-1 lags).
+
+    Returns
+    -------
+    pd.DataFrame, one row per (forecaster, coin), columns ``forecaster, coin_id, baseline, n,
+    horizon, mse, mse_baseline, dm_stat, p_value`` (see :func:`diebold_mariano`); empty when the
+    baseline is absent.
+
+    Raises
+    ------
+    DataValidationError
+        If a required column is missing, or no horizon is given or present.
+    """
+    _require(forecasts, _REQUIRED)
+    if horizon is None:
+        _require(forecasts, ("horizon",))
+        hs = forecasts["horizon"].dropna().unique()
+        if len(hs) != 1:
+            raise DataValidationError(f"forecasts frame mixes horizons {sorted(hs)}; pass horizon=")
+        horizon = int(hs[0])
+    frame = forecasts.dropna(subset=["realised", "forecast"])
+    frame = frame.assign(_se=(frame["realised"].astype(float) - frame["forecast"].astype(float)) ** 2)
+    base = frame.loc[frame["forecaster"] == baseline, ["coin_id", "as_of", "_se"]]
+    rows: list[tuple] = []
+    if base.empty:
+        return pd.DataFrame(rows, columns=list(_DM_COLUMNS))
+    for (name, coin), g in frame[frame["forecaster"] != baseline].groupby(
+        ["forecaster", "coin_id"], sort=True
+    ):
+        m = g[["as_of", "_se"]].merge(base[base["coin_id"] == coin], on="as_of", suffixes=("", "_b"))
+        m = m.sort_values("as_of")
+        stat, p, n = diebold_mariano(m["_se"].to_numpy(), m["_se_b"].to_numpy(), horizon)
+        rows.append((name, coin, baseline, n, horizon, m["_se"].mean(), m["_se_b"].mean(), stat, p))
+    return pd.DataFrame(rows, columns=list(_DM_COLUMNS))
+
+
+# --------------------------------------------------------------------------- the evaluation
+
+
+@dataclass(frozen=True)
+class ForecastEvaluation:
+    """Forecast evaluation tables (all log-return units over the horizon, not annualised).
+
+    Attributes
+    ----------
+    accuracy : per forecaster, coin and quarter (the quarter of ``as_of + 1 day``, which the
+        forecast's trade goes into): :func:`forecast_accuracy` columns.
+    overall : per forecaster and coin over the whole period, plus ``coin_id == "all"`` pooled.
+    dm_tests : :func:`dm_tests` against the baseline, per forecaster and coin.
+    residuals : ``forecaster, coin_id, as_of, residual`` (realised - forecast), for histograms.
+    decay : per forecaster and ``weeks_since_training`` (whole weeks from the fold cutoff to
+        ``as_of``): n, rmse, mae, directional_accuracy; empty without ``fold_cutoff``.
+    baseline : the baseline forecaster's name.
+    """
+
+    accuracy: pd.DataFrame
+    overall: pd.DataFrame
+    dm_tests: pd.DataFrame
+    residuals: pd.DataFrame
+    decay: pd.DataFrame
+    baseline: str
+
+
+def _decay(scored: pd.DataFrame) -> pd.DataFrame:
+    cols = ["forecaster", "weeks_since_training", "n", "rmse", "mae", "directional_accuracy"]
+    if "fold_cutoff" not in scored.columns or scored.empty:
+        return pd.DataFrame(columns=cols)
+    days = (pd.to_datetime(scored["as_of"]) - pd.to_datetime(scored["fold_cutoff"])).dt.days
+    weeks = scored.assign(weeks_since_training=(days // 7).astype("int64"))
+    out = forecast_accuracy(weeks, by=("forecaster", "weeks_since_training"))
+    return out[cols].reset_index(drop=True)
+
+
+def forecast_evaluation(forecasts: pd.DataFrame, baseline: str = "naive_persistence") -> ForecastEvaluation:
+    """Every forecast-evaluation table from one long forecasts frame (e.g. a run's ``forecasts.parquet``).
+
+    Parameters
+    ----------
+    forecasts : columns ``forecaster, coin_id, as_of, forecast, realised`` and ``horizon``
+        (``fold_cutoff`` too for the decay table); forecasts and labels are ``h``-day forward
+        log returns. Rows without a realised label are ignored.
+    baseline : the reference forecaster (ratios and Diebold-Mariano tests).
+
+    Raises
+    ------
+    DataValidationError
+        If a required column is missing.
+    """
+    _require(forecasts, (*_REQUIRED, "horizon"))
+    scored = forecasts.dropna(subset=["realised", "forecast"])
+    as_of = pd.to_datetime(scored["as_of"])
+    scored = scored.assign(as_of=as_of, quarter=_quarter(as_of + pd.Timedelta(days=1)))
+    accuracy = forecast_accuracy(scored, by=("forecaster", "coin_id", "quarter"), baseline=baseline)
+    overall = pd.concat(
+        [
+            forecast_accuracy(scored, by=("forecaster",), baseline=baseline).assign(coin_id="all"),
+            forecast_accuracy(scored, by=("forecaster", "coin_id"), baseline=baseline),
+        ],
+        ignore_index=True,
+    )
+    res = residuals(scored)[["forecaster", "coin_id", "as_of", "residual"]].reset_index(drop=True)
+    horizon = int(scored["horizon"].iloc[0]) if len(scored) else 1
+    return ForecastEvaluation(
+        accuracy=accuracy,
+        overall=overall,
+        dm_tests=dm_tests(scored, baseline, horizon=horizon),
+        residuals=res,
+        decay=_decay(scored),
+        baseline=baseline,
+    )

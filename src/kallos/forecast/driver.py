@@ -1,7 +1,11 @@
 """Generic walk-forward driver: fit one forecaster per (coin, fold), predict the fold's dates.
 
-Heavy forecasters (``parallel = True``) train in worker processes; each job is
-self-contained and seeded, so results do not depend on ``n_jobs`` or completion order.
+Heavy forecasters (``parallel = True``) train in worker processes. Forecasters that can be
+trained together (a ``stack_key`` attribute, e.g. every recurrent job of one fold: all coins)
+are grouped by (``stack_key``, fold) and trained as one batched computation
+(:func:`kallos.forecast.batched.train_stack`); groups hold at most ``MAX_STACK`` models.
+Grouping depends only on the job list, and each model's random draws only on its own seed,
+so results do not depend on ``n_jobs`` or completion order: two runs are byte-identical.
 """
 
 from __future__ import annotations
@@ -18,9 +22,13 @@ import pandas as pd
 
 from kallos.exceptions import InsufficientDataError
 from kallos.forecast.base import BaseForecaster, CoinHistory
+from kallos.forecast.batched import train_stack
 from kallos.forecast.walk_forward import Fold
 
-__all__ = ["ForecastJob", "JobResult", "forecasts_frame", "run_jobs"]
+__all__ = ["MAX_STACK", "ForecastJob", "JobResult", "forecasts_frame", "run_jobs"]
+
+#: Most models trained in one stack (bounds the padded training tensors' memory).
+MAX_STACK = 64
 
 
 @dataclass(frozen=True)
@@ -53,18 +61,68 @@ class JobResult:
     error: str | None = None
 
 
+def _failed(job: ForecastJob, name: str, err: Exception) -> JobResult:
+    empty = pd.Series(np.nan, index=job.dates, name=name)
+    return JobResult(name, job.history.coin_id, job.fold, empty, None, str(err))
+
+
+def _finish(job: ForecastJob, model: BaseForecaster) -> JobResult:
+    preds = model.predict(job.history.upto(job.dates.max()), job.dates)
+    state = model.to_state() if hasattr(model, "to_state") else None
+    return JobResult(model.name, job.history.coin_id, job.fold, preds, state)
+
+
 def run_job(job: ForecastJob) -> JobResult:
     """Fit and predict one job (module level so worker processes can run it)."""
     model = job.forecaster.clone()
-    name, coin = model.name, job.history.coin_id
     try:
         model.fit(job.history.upto(job.fold.cutoff), job.fold)
     except InsufficientDataError as err:
-        empty = pd.Series(np.nan, index=job.dates, name=name)
-        return JobResult(name, coin, job.fold, empty, None, str(err))
-    preds = model.predict(job.history.upto(job.dates.max()), job.dates)
-    state = model.to_state() if hasattr(model, "to_state") else None
-    return JobResult(name, coin, job.fold, preds, state)
+        return _failed(job, model.name, err)
+    return _finish(job, model)
+
+
+def run_stack(jobs: Sequence[ForecastJob]) -> list[JobResult]:
+    """Fit the jobs of one (``stack_key``, fold) group as one batched computation, then predict each.
+
+    Every model equals its lone :func:`run_job` fit up to float32 rounding of the stacked
+    matmuls (see :mod:`kallos.forecast.batched`); a one-job group is exactly :func:`run_job`.
+    """
+    if len(jobs) == 1:
+        return [run_job(jobs[0])]
+    results: dict[int, JobResult] = {}
+    models, data, where = [], [], []
+    for i, job in enumerate(jobs):
+        model = job.forecaster.clone()
+        try:
+            data.append(model.prepare(job.history.upto(job.fold.cutoff), job.fold))
+        except InsufficientDataError as err:
+            results[i] = _failed(job, model.name, err)
+            continue
+        models.append(model)
+        where.append(i)
+    if models:
+        trained = train_stack(data, models[0])
+        for i, model, d, (state, info) in zip(where, models, data, trained, strict=True):
+            model.install(state, info, d)
+            model.cutoff_ = jobs[i].fold.cutoff
+            results[i] = _finish(jobs[i], model)
+    return [results[i] for i in range(len(jobs))]
+
+
+def _tasks(jobs: Sequence[ForecastJob], indices: Sequence[int]) -> list[list[int]]:
+    """Job indices grouped by (``stack_key``, fold) in first-seen order, at most ``MAX_STACK`` each."""
+    groups: dict[Any, list[list[int]]] = {}
+    for i in indices:
+        key = getattr(jobs[i].forecaster, "stack_key", None)
+        if key is None:
+            groups[("single", i)] = [[i]]
+            continue
+        chunks = groups.setdefault((key, jobs[i].fold.key), [[]])
+        if len(chunks[-1]) == MAX_STACK:
+            chunks.append([])
+        chunks[-1].append(i)
+    return [chunk for chunks in groups.values() for chunk in chunks]
 
 
 def run_jobs(
@@ -72,21 +130,30 @@ def run_jobs(
     n_jobs: int = 1,
     on_done: Callable[[JobResult], None] | None = None,
 ) -> list[JobResult]:
-    """Run every job; heavy ones in ``n_jobs`` spawned processes. Results in job order."""
+    """Run every job; stackable ones batched per fold, heavy ones in ``n_jobs`` spawned processes.
+
+    Returns the results in job order. ``on_done`` is called once per job as it finishes.
+    """
     results: dict[int, JobResult] = {}
-    heavy = [i for i, j in enumerate(jobs) if j.forecaster.parallel and n_jobs > 1]
+    heavy = [i for i, j in enumerate(jobs) if j.forecaster.parallel]
     light = sorted(set(range(len(jobs))) - set(heavy))
+    tasks = _tasks(jobs, heavy)
 
-    def finish(i: int, result: JobResult) -> None:
-        results[i] = result
-        if on_done:
-            on_done(result)
+    def finish(indices: Sequence[int], task_results: Sequence[JobResult]) -> None:
+        for i, result in zip(indices, task_results, strict=True):
+            results[i] = result
+            if on_done:
+                on_done(result)
 
-    pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=mp.get_context("spawn")) if heavy else None
+    use_pool = bool(tasks) and n_jobs > 1
+    pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=mp.get_context("spawn")) if use_pool else None
     with pool or nullcontext():
-        futures = {pool.submit(run_job, jobs[i]): i for i in heavy} if pool else {}
+        futures = {pool.submit(run_stack, [jobs[i] for i in t]): t for t in tasks} if pool else {}
         for i in light:  # cheap jobs run here while the workers train
-            finish(i, run_job(jobs[i]))
+            finish([i], [run_job(jobs[i])])
+        if pool is None:
+            for t in tasks:
+                finish(t, run_stack([jobs[i] for i in t]))
         for fut in as_completed(futures):
             finish(futures[fut], fut.result())
     return [results[i] for i in range(len(jobs))]

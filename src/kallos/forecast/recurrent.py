@@ -1,4 +1,4 @@
-"""Recurrent forecasters (GRU and LSTM from one module) with a direction-aware loss.
+"""Recurrent forecasters: one model family (GRU or LSTM cell, optional attention pooling).
 
 The network reads the last ``lookback`` days of standardised features ending at the
 decision date and outputs the ``horizon``-day forward log return. Training minimises
@@ -9,17 +9,27 @@ a squared error that costs λ times more when the predicted direction is wrong (
 prediction or target counts as agreeing). Early stopping watches the same loss on the
 fold's validation block (the last 13 weeks of the training window, after a purge gap).
 
-Reproducibility: every fit seeds its own RNG (:func:`torch.random.fork_rng`), so the
-global generator is untouched, and runs single-threaded on the CPU, so the result does
-not depend on the machine's core count.
+One code path for every variant and for any number of models: :class:`RecurrentNet` holds a
+*stack* of ``K`` independent networks (every parameter has a leading model axis) and runs
+them with batched matmuls. A single forecaster is the ``K = 1`` case, so the batched
+trainer (:mod:`kallos.forecast.batched`) and a lone fit run the same arithmetic. The cells
+follow PyTorch's ``nn.GRU``/``nn.LSTM`` equations and initialisation (gate orders r,z,n and
+i,f,g,o; weights U(−1/√H, 1/√H)); attention pooling is dot-product attention with one learned
+query vector ``a`` (Luong et al. 2015, "dot" score): α = softmax_t(h_t · a), pooled = Σ_t α_t h_t.
+
+Reproducibility: every random draw (initial weights, shuffling, dropout masks) comes from a
+per-model ``torch.Generator`` seeded with the model's seed, training runs single-threaded,
+so a model's result does not depend on the machine's core count or on the other models in
+its stack (up to float rounding of the stacked matmuls, see :mod:`kallos.forecast.batched`).
 """
 
 from __future__ import annotations
 
-import copy
 import math
+from collections.abc import Sequence
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -32,33 +42,201 @@ from kallos.features.labels import forward_log_return
 from kallos.forecast.base import BaseForecaster, CoinHistory
 from kallos.forecast.walk_forward import Fold
 
-__all__ = ["RecurrentForecaster", "RecurrentNet", "direction_aware_loss"]
+__all__ = [
+    "CELLS",
+    "RecurrentForecaster",
+    "RecurrentNet",
+    "TrainingData",
+    "direction_aware_loss",
+    "masked_direction_aware_loss",
+]
 
-STATE_FORMAT = "kallos.recurrent/1"
-CELLS: dict[str, type[nn.Module]] = {"gru": nn.GRU, "lstm": nn.LSTM}
+STATE_FORMAT = "kallos.recurrent/2"
+#: Rows per inference pass. Forecasts run in fixed-shape chunks counted from the first
+#: requested date, so a forecast at t never depends on how many dates follow it.
+PREDICT_CHUNK = 64
+
+
+# --------------------------------------------------------------------------- cells
+class _Cell:
+    """One recurrent cell: how many gate blocks it has and one time step."""
+
+    gates: ClassVar[int]
+
+    def init_state(self, h0: torch.Tensor) -> Any:
+        return h0
+
+    def output(self, state: Any) -> torch.Tensor:
+        return state
+
+    def step(self, gi: torch.Tensor, gh: torch.Tensor, state: Any) -> Any:
+        raise NotImplementedError
+
+
+class _GRUCell(_Cell):
+    """r, z = σ(·); n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)); h' = n + z ⊙ (h − n)."""
+
+    gates = 3
+
+    def step(self, gi: torch.Tensor, gh: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        i_rz, i_n = gi.split([2 * state.shape[-1], state.shape[-1]], dim=-1)
+        h_rz, h_n = gh.split([2 * state.shape[-1], state.shape[-1]], dim=-1)
+        r, z = torch.sigmoid(i_rz + h_rz).chunk(2, dim=-1)
+        n = torch.tanh(i_n + r * h_n)
+        return n + z * (state - n)
+
+
+class _LSTMCell(_Cell):
+    """i, f, o = σ(·), g = tanh(·); c' = f ⊙ c + i ⊙ g; h' = o ⊙ tanh(c')."""
+
+    gates = 4
+
+    def init_state(self, h0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return h0, h0
+
+    def output(self, state: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return state[0]
+
+    def step(
+        self, gi: torch.Tensor, gh: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        _, c = state
+        gates = gi + gh
+        hsz = c.shape[-1]
+        ifo = torch.sigmoid(torch.cat([gates[..., : 2 * hsz], gates[..., 3 * hsz :]], dim=-1))
+        i, f, o = ifo.chunk(3, dim=-1)
+        g = torch.tanh(gates[..., 2 * hsz : 3 * hsz])
+        c = f * c + i * g
+        return o * torch.tanh(c), c
+
+
+#: Cells by name: a registry, not an if/elif chain.
+CELLS: dict[str, _Cell] = {"gru": _GRUCell(), "lstm": _LSTMCell()}
+
+
+# --------------------------------------------------------------------------- network
+def _dropout_mask(
+    shape: tuple[int, ...], p: float, generators: Sequence[torch.Generator], device: torch.device
+) -> torch.Tensor:
+    """Inverted-dropout mask ``(K, *shape)``; model k's draws come from ``generators[k]`` only."""
+    keep = torch.stack([torch.rand(shape, generator=g) >= p for g in generators])
+    return (keep.to(torch.float32) / (1.0 - p)).to(device)
 
 
 class RecurrentNet(nn.Module):
-    """Stacked GRU or LSTM followed by a linear head on the last time step.
+    """A stack of ``K`` independent recurrent networks evaluated together.
 
-    Input shape ``(batch, lookback, n_features)``; output shape ``(batch,)``.
+    Each network: ``num_layers`` GRU/LSTM layers, then the last hidden state (or, with
+    ``attention``, the attention-pooled hidden states) → dropout → linear head.
+
+    Input ``(K, batch, lookback, n_features)``; output ``(K, batch)``. Parameters are
+    named ``layer{l}_{w_ih,w_hh,b_ih,b_hh}``, ``attention`` (``(K, H)``, only with
+    attention), ``head_weight`` (``(K, H)``), ``head_bias`` (``(K,)``).
     """
 
-    def __init__(self, n_features: int, hidden_size: int, num_layers: int, dropout: float, cell: str):
+    def __init__(
+        self,
+        n_features: int,
+        hidden_size: int,
+        num_layers: int,
+        dropout: float,
+        cell: str,
+        attention: bool = False,
+        generators: Sequence[torch.Generator] = (),
+        n_models: int | None = None,
+    ) -> None:
         super().__init__()
-        self.rnn = CELLS[cell](
-            n_features,
-            hidden_size,
-            num_layers=num_layers,
-            batch_first=True,
-            dropout=dropout if num_layers > 1 else 0.0,
-        )
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden_size, 1)
+        if cell not in CELLS:
+            raise KeyError(f"unknown recurrent cell {cell!r}; choose from {sorted(CELLS)}")
+        self.cell_name, self.cell, self.attention = cell, CELLS[cell], attention
+        self.hidden_size, self.num_layers, self.dropout = hidden_size, num_layers, dropout
+        self.n_models = len(generators) if n_models is None else n_models
+        if self.n_models < 1:
+            raise ValueError("RecurrentNet needs at least one model (generators or n_models)")
+        self.params = nn.ParameterDict({k: nn.Parameter(v) for k, v in self._init(n_features, generators)})
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.rnn(x)
-        return self.head(self.dropout(out[:, -1])).squeeze(-1)
+    def _shapes(self, n_features: int) -> list[tuple[str, tuple[int, ...], float]]:
+        g, h = self.cell.gates, self.hidden_size
+        bound = 1.0 / math.sqrt(h)
+        out = []
+        for layer in range(self.num_layers):
+            fin = n_features if layer == 0 else h
+            out += [
+                (f"layer{layer}_w_ih", (g * h, fin), bound),
+                (f"layer{layer}_w_hh", (g * h, h), bound),
+                (f"layer{layer}_b_ih", (g * h,), bound),
+                (f"layer{layer}_b_hh", (g * h,), bound),
+            ]
+        if self.attention:
+            out.append(("attention", (h,), bound))
+        return [*out, ("head_weight", (h,), bound), ("head_bias", (), bound)]
+
+    def _init(self, n_features: int, generators: Sequence[torch.Generator]):
+        """U(−1/√H, 1/√H) per parameter (PyTorch's RNN and, for fan-in H, Linear default)."""
+        for name, shape, bound in self._shapes(n_features):
+            if generators:
+                draws = [(torch.rand(shape, generator=gen) * 2 - 1) * bound for gen in generators]
+                yield name, torch.stack(draws)
+            else:
+                yield name, torch.zeros((self.n_models, *shape))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        params: dict[str, torch.Tensor] | None = None,
+        generators: Sequence[torch.Generator] | None = None,
+    ) -> torch.Tensor:
+        """Forecasts ``(K, batch)`` of inputs ``(K, batch, lookback, n_features)``.
+
+        ``params`` replaces the module's parameters (the batched trainer passes a subset of
+        models); ``generators`` (one per model) switch dropout on — without them the net runs
+        in evaluation mode.
+        """
+        p = dict(self.params) if params is None else params
+        k, batch, lookback, _ = x.shape
+        h0 = x.new_zeros((k, batch, self.hidden_size))
+        drop = generators is not None and self.dropout > 0
+        seq = x.transpose(1, 2).contiguous()  # time-major within each model: (K, L, B, F)
+        for layer in range(self.num_layers):
+            w_ih, w_hh = p[f"layer{layer}_w_ih"], p[f"layer{layer}_w_hh"]
+            gi = torch.baddbmm(
+                p[f"layer{layer}_b_ih"].unsqueeze(1),
+                seq.reshape(k, lookback * batch, -1),
+                w_ih.transpose(1, 2),
+            ).reshape(k, lookback, batch, -1)
+            # One contiguous copy of W_hhᵀ per pass instead of a transposed operand at every step.
+            w_hh_t, b_hh = w_hh.transpose(1, 2).contiguous(), p[f"layer{layer}_b_hh"].unsqueeze(1)
+            state, outs = self.cell.init_state(h0), []
+            for gi_t in gi.unbind(1):  # unbind, not gi[:, t]: one backward copy instead of L
+                h = self.cell.output(state)
+                state = self.cell.step(gi_t, torch.baddbmm(b_hh, h, w_hh_t), state)
+                outs.append(self.cell.output(state))
+            seq = torch.stack(outs, dim=1)  # (K, L, B, H)
+            if drop and layer < self.num_layers - 1:
+                seq = seq * _dropout_mask(tuple(seq.shape[1:]), self.dropout, generators, x.device)
+        if self.attention:
+            scores = torch.softmax((seq * p["attention"][:, None, None, :]).sum(-1), dim=1)  # (K, L, B)
+            pooled = (scores.unsqueeze(-1) * seq).sum(1)
+        else:
+            pooled = seq[:, -1]
+        if drop:
+            pooled = pooled * _dropout_mask(tuple(pooled.shape[1:]), self.dropout, generators, x.device)
+        return (pooled * p["head_weight"].unsqueeze(1)).sum(-1) + p["head_bias"].unsqueeze(1)
+
+    def model_state(self, k: int) -> dict[str, torch.Tensor]:
+        """Model ``k``'s parameters without the model axis (detached copies)."""
+        return {name: v[k].detach().clone() for name, v in self.params.items()}
+
+    def load_models(self, states: Sequence[dict[str, torch.Tensor]]) -> RecurrentNet:
+        """Set the stack's parameters from one :meth:`model_state`-shaped dict per model."""
+        if len(states) != self.n_models:
+            raise ValueError(f"{len(states)} model states for a stack of {self.n_models}")
+        with torch.no_grad():
+            for name, v in self.params.items():
+                v.copy_(
+                    torch.stack([torch.as_tensor(s[name]).reshape(v.shape[1:]) for s in states]).to(v.device)
+                )
+        return self
 
 
 def direction_aware_loss(pred: torch.Tensor, target: torch.Tensor, direction_weight: float) -> torch.Tensor:
@@ -74,10 +252,24 @@ def direction_aware_loss(pred: torch.Tensor, target: torch.Tensor, direction_wei
     return (weights * (pred - target) ** 2).mean()
 
 
+def masked_direction_aware_loss(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, direction_weight: float
+) -> torch.Tensor:
+    """:func:`direction_aware_loss` per model over its unmasked rows.
+
+    ``pred``, ``target``, ``mask`` have shape ``(K, batch)``; returns ``(K,)`` (NaN where a
+    model has no unmasked row).
+    """
+    wrong = (pred * target) < 0
+    weights = torch.where(wrong, direction_weight, 1.0) * mask
+    return (weights * (pred - target) ** 2).sum(-1) / mask.sum(-1)
+
+
 @contextmanager
-def _single_thread():
+def _threads(n: int = 1):
+    """Run the block with ``n`` torch intra-op threads, restoring the previous count."""
     previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(n)
     try:
         yield
     finally:
@@ -106,21 +298,36 @@ def _valid_windows(features: np.ndarray, lookback: int) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class TrainingData:
+    """One model's training problem: scaled windows ``(n, lookback, F)`` and scaled labels ``(n,)``."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    seed: int
+
+
+# --------------------------------------------------------------------------- forecaster
 class RecurrentForecaster(BaseForecaster):
-    """GRU (or LSTM) forecaster of the forward log return.
+    """Recurrent forecaster of the forward log return (GRU or LSTM, optional attention).
 
     Parameters
     ----------
     config : network and training hyper-parameters (:class:`kallos.config.RecurrentConfig`).
-    cell : ``"gru"`` or ``"lstm"``; also the forecaster's name.
+    cell : ``"gru"`` or ``"lstm"``; ``None`` takes ``config.cell``.
     horizon : label horizon in days.
-    seed : seed of this fit's private RNG (weights, dropout, shuffling).
+    seed : seed of this fit's private generator (weights, dropout, shuffling).
     device : torch device (``"cpu"`` default; ``"cuda"`` where available).
     min_train_samples : fewer training samples raise :class:`InsufficientDataError`.
+    attention : attention pooling over time steps; ``None`` takes ``config.attention``.
+
+    The forecaster's name is the cell, with ``_attention`` appended when pooling by attention.
 
     Attributes
     ----------
-    net_ : the trained network (best validation epoch).
+    net_ : the trained network (a one-model :class:`RecurrentNet`, best validation epoch).
     scaler_mean_, scaler_scale_ : per-feature standardisation fitted on training rows only.
     target_scale_ : root-mean-square of training labels; the net predicts ``y / target_scale_``.
     feature_names_ : feature columns, in order.
@@ -132,11 +339,12 @@ class RecurrentForecaster(BaseForecaster):
     def __init__(
         self,
         config: RecurrentConfig | None = None,
-        cell: str = "gru",
+        cell: str | None = None,
         horizon: int = 7,
         seed: int = 0,
         device: str = "cpu",
         min_train_samples: int = 60,
+        attention: bool | None = None,
     ) -> None:
         self.config = config
         self.cell = cell
@@ -144,20 +352,42 @@ class RecurrentForecaster(BaseForecaster):
         self.seed = seed
         self.device = device
         self.min_train_samples = min_train_samples
-
-    @property
-    def name(self) -> str:  # type: ignore[override]
-        return self.cell
+        self.attention = attention
 
     @property
     def _cfg(self) -> RecurrentConfig:
-        return self.config or RecurrentConfig()
+        cfg = self.config or RecurrentConfig()
+        update = {k: v for k, v in (("cell", self.cell), ("attention", self.attention)) if v is not None}
+        return cfg.model_copy(update=update) if update else cfg
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        cfg = self._cfg
+        return f"{cfg.cell}_attention" if cfg.attention else cfg.cell
+
+    @property
+    def stack_key(self) -> tuple[Any, ...]:
+        """Models with equal keys can be trained together in one :class:`RecurrentNet` stack."""
+        return (type(self).__name__, self._cfg.model_dump_json(), self.horizon, self.device)
+
+    def new_net(
+        self, n_features: int, generators: Sequence[torch.Generator] = (), n_models: int = 1
+    ) -> RecurrentNet:
+        """A stack of this forecaster's architecture: one model per generator (initialised from it),
+        or ``n_models`` zero-initialised models (to load weights into) when no generator is given."""
+        cfg = self._cfg
+        return RecurrentNet(
+            n_features,
+            cfg.hidden_size,
+            cfg.num_layers,
+            cfg.dropout,
+            cfg.cell,
+            cfg.attention,
+            generators,
+            None if generators else n_models,
+        )
 
     # ----------------------------------------------------------------- data
-    def _design(self, history: CoinHistory) -> tuple[np.ndarray, np.ndarray]:
-        feats = history.features.to_numpy(dtype=np.float64)
-        return feats, _valid_windows(feats, self._cfg.lookback)
-
     def _windows(self, scaled: np.ndarray, rows: np.ndarray) -> torch.Tensor:
         lookback = self._cfg.lookback
         view = np.lib.stride_tricks.sliding_window_view(scaled, lookback, axis=0)  # (T-L+1, F, L)
@@ -168,10 +398,19 @@ class RecurrentForecaster(BaseForecaster):
         scaled = (feats - self.scaler_mean_) / self.scaler_scale_
         return np.where(np.isfinite(scaled), scaled, 0.0)
 
-    # ----------------------------------------------------------------- fit
-    def _fit(self, history: CoinHistory, fold: Fold) -> None:
+    def prepare(self, history: CoinHistory, fold: Fold) -> TrainingData:
+        """Fit the scalers on ``history`` (up to the cutoff) and build the training problem.
+
+        Sets ``scaler_mean_``, ``scaler_scale_``, ``target_scale_``, ``feature_names_``.
+
+        Raises
+        ------
+        InsufficientDataError
+            If fewer than ``min_train_samples`` training windows have a label.
+        """
         cfg = self._cfg
-        feats, win_ok = self._design(history)
+        feats = history.features.to_numpy(dtype=np.float64)
+        win_ok = _valid_windows(feats, cfg.lookback)
         labels = forward_log_return(history.close, self.horizon).to_numpy()
         dates = history.features.index
         has_y = np.isfinite(labels) & win_ok
@@ -192,64 +431,33 @@ class RecurrentForecaster(BaseForecaster):
         self.feature_names_ = list(history.features.columns)
         y_train = labels[train_rows]
         self.target_scale_ = float(math.sqrt(np.mean(y_train**2))) or 1.0
-
         scaled = self._scale(feats)
-        x_train, x_val = self._windows(scaled, train_rows), self._windows(scaled, val_rows)
-        to_t = lambda a: torch.as_tensor(a / self.target_scale_, dtype=torch.float32, device=self.device)  # noqa: E731
-        y_tr, y_va = to_t(y_train), to_t(labels[val_rows])
 
-        with _single_thread(), torch.random.fork_rng(**_rng_fork_args(self.device)):
-            torch.manual_seed(self.seed)
-            net = RecurrentNet(feats.shape[1], cfg.hidden_size, cfg.num_layers, cfg.dropout, self.cell)
-            net.to(self.device)
-            self.net_, self.training_ = self._train(net, x_train, y_tr, x_val, y_va)
-        self.training_.update(n_train=len(train_rows), n_validation=len(val_rows))
+        def to_t(a: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(a / self.target_scale_, dtype=torch.float32, device=self.device)
 
-    def _train(self, net, x_train, y_train, x_val, y_val) -> tuple[RecurrentNet, dict[str, Any]]:
-        cfg = self._cfg
-        opt = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-        gen = torch.Generator().manual_seed(self.seed)
-        lam = cfg.direction_weight
-        best, best_epoch, best_state, stale = math.inf, 0, None, 0
-        train_losses, val_losses = [], []
-        n = len(x_train)
-        for epoch in range(1, cfg.max_epochs + 1):
-            net.train()
-            perm = torch.randperm(n, generator=gen)
-            total = 0.0
-            for i in range(0, n, cfg.batch_size):
-                idx = perm[i : i + cfg.batch_size].to(self.device)
-                loss = direction_aware_loss(net(x_train[idx]), y_train[idx], lam)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += loss.item() * len(idx)
-            train_losses.append(total / n)
-            if len(x_val) == 0:
-                best_state, best_epoch = copy.deepcopy(net.state_dict()), epoch
-                continue
-            net.eval()
-            with torch.no_grad():
-                val = float(direction_aware_loss(net(x_val), y_val, lam))
-            val_losses.append(val)
-            if val < best - 1e-9:
-                best, best_epoch, best_state, stale = val, epoch, copy.deepcopy(net.state_dict()), 0
-            else:
-                stale += 1
-                if stale >= cfg.patience:
-                    break
-        if best_state is None:  # every validation loss was NaN (a diverged network): keep the last state
-            best_state, best_epoch = copy.deepcopy(net.state_dict()), len(train_losses)
-        net.load_state_dict(best_state)
+        return TrainingData(
+            self._windows(scaled, train_rows),
+            to_t(y_train),
+            self._windows(scaled, val_rows),
+            to_t(labels[val_rows]),
+            self.seed,
+        )
+
+    def install(self, state: dict[str, torch.Tensor], training: dict[str, Any], data: TrainingData) -> None:
+        """Adopt trained weights (one model's :meth:`RecurrentNet.model_state`) and the training log."""
+        net = self.new_net(len(self.feature_names_)).load_models([state]).to(self.device)
         net.eval()
-        info = {
-            "best_epoch": best_epoch,
-            "epochs": len(train_losses),
-            "best_validation_loss": best if math.isfinite(best) else None,
-            "train_loss": train_losses,
-            "validation_loss": val_losses,
-        }
-        return net, info
+        self.net_ = net
+        self.training_ = {**training, "n_train": len(data.x_train), "n_validation": len(data.x_val)}
+
+    # ----------------------------------------------------------------- fit
+    def _fit(self, history: CoinHistory, fold: Fold) -> None:
+        from kallos.forecast.batched import train_stack  # the trainer imports this module
+
+        data = self.prepare(history, fold)
+        ((state, info),) = train_stack([data], self)
+        self.install(state, info, data)
 
     # ----------------------------------------------------------------- predict
     def _predict(self, history: CoinHistory, dates: pd.DatetimeIndex) -> pd.Series:
@@ -262,24 +470,30 @@ class RecurrentForecaster(BaseForecaster):
         usable = (pos >= 0) & win_ok[np.clip(pos, 0, None)]
         if not usable.any():
             return out
-        x = self._windows(self._scale(feats), pos[usable])
-        # One window per forward pass: BLAS rounds differently for different batch shapes, so a
-        # batched forecast at t would depend (in its last bits) on how many later dates share
-        # its batch. Single-row passes make each forecast bit-identical whatever follows t.
-        with _single_thread(), torch.no_grad():
-            pred = np.array([float(self.net_(x[i : i + 1])[0]) for i in range(len(x))])
-        out[usable] = pred * self.target_scale_
+        x = self._windows(self._scale(feats), np.clip(pos, self._cfg.lookback - 1, None))
+        # Fixed-shape passes of PREDICT_CHUNK rows counted from the first date (the last one
+        # zero-padded): BLAS rounds differently for different batch shapes, so this makes
+        # the forecast at t bit-identical whatever dates follow t.
+        pred = np.empty(len(x))
+        with _threads(1), torch.no_grad():
+            for start in range(0, len(x), PREDICT_CHUNK):
+                chunk = x[start : start + PREDICT_CHUNK]
+                pad = chunk.new_zeros((PREDICT_CHUNK - len(chunk), *chunk.shape[1:]))
+                y = self.net_(torch.cat([chunk, pad])[None])[0, : len(chunk)]
+                pred[start : start + len(chunk)] = y.double().cpu().numpy()
+        out[usable] = pred[usable] * self.target_scale_
         return out
 
     # ----------------------------------------------------------------- state (no pickle)
     def to_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Tensors (the network's state_dict) and JSON-able metadata of a fitted model."""
-        tensors = {k: v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
+        """Tensors (one model's parameters) and JSON-able metadata of a fitted model."""
+        tensors = {k: v.cpu().numpy() for k, v in self.net_.model_state(0).items()}
         meta = {
             "format": STATE_FORMAT,
             "params": {
-                "config": self._cfg.model_dump(mode="json"),
+                "config": self.config.model_dump(mode="json") if self.config else None,
                 "cell": self.cell,
+                "attention": self.attention,
                 "horizon": self.horizon,
                 "seed": self.seed,
                 "min_train_samples": self.min_train_samples,
@@ -296,24 +510,28 @@ class RecurrentForecaster(BaseForecaster):
     def from_state(
         cls, tensors: dict[str, np.ndarray], meta: dict[str, Any], device: str = "cpu"
     ) -> RecurrentForecaster:
-        """Rebuild a fitted forecaster from :meth:`to_state` output."""
+        """Rebuild a fitted forecaster from :meth:`to_state` output.
+
+        Raises
+        ------
+        ValueError
+            If ``meta`` is not a state of this format.
+        """
         if meta.get("format") != STATE_FORMAT:
             raise ValueError(f"not a Kallos recurrent model state: format {meta.get('format')!r}")
         p = meta["params"]
         model = cls(
-            config=RecurrentConfig(**p["config"]),
+            config=RecurrentConfig(**p["config"]) if p["config"] is not None else None,
             cell=p["cell"],
             horizon=p["horizon"],
             seed=p["seed"],
             device=device,
             min_train_samples=p["min_train_samples"],
+            attention=p["attention"],
         )
-        cfg = model._cfg
         names = meta["feature_names"]
-        net = RecurrentNet(len(names), cfg.hidden_size, cfg.num_layers, cfg.dropout, model.cell)
-        net.load_state_dict({k: torch.as_tensor(v) for k, v in tensors.items()})
-        net.to(device).eval()
-        model.net_ = net
+        net = model.new_net(len(names)).load_models([{k: torch.as_tensor(v) for k, v in tensors.items()}])
+        model.net_ = net.to(device).eval()
         model.feature_names_ = list(names)
         model.scaler_mean_ = np.asarray(meta["scaler"]["mean"], dtype=np.float64)
         model.scaler_scale_ = np.asarray(meta["scaler"]["scale"], dtype=np.float64)

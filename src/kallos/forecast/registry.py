@@ -15,9 +15,11 @@ __all__ = ["FORECASTERS", "make_forecaster", "stable_seed"]
 Factory = Callable[[ForecastConfig, int, str], BaseForecaster]
 
 
-def _recurrent(cell: str) -> Factory:
+def _recurrent(cell: str, attention: bool = False) -> Factory:
     def build(cfg: ForecastConfig, seed: int, device: str) -> BaseForecaster:
-        return RecurrentForecaster(cfg.recurrent, cell, cfg.horizon, seed, device, cfg.min_train_samples)
+        return RecurrentForecaster(
+            cfg.recurrent, cell, cfg.horizon, seed, device, cfg.min_train_samples, attention=attention
+        )
 
     return build
 
@@ -25,6 +27,7 @@ def _recurrent(cell: str) -> Factory:
 FORECASTERS: dict[str, Factory] = {
     "gru": _recurrent("gru"),
     "lstm": _recurrent("lstm"),
+    "gru_attention": _recurrent("gru", attention=True),
     "historical_mean": lambda cfg, seed, device: HistoricalMean(cfg.horizon, cfg.historical_mean_window),
     "naive_persistence": lambda cfg, seed, device: NaivePersistence(cfg.horizon),
 }

@@ -1,0 +1,304 @@
+"""The model registry: trained models stored once, found again by content, reused instead of retrained.
+
+One row per trained model in the ``model_registry`` table (:mod:`kallos.data.schema`) and one
+artifact directory ``<out>/models/<model_id>/`` holding ``model.safetensors`` (the network's
+state_dict, no pickle) and ``model.json`` (scaler, parameters, training log).
+
+Keys, all sha256 hex digests:
+
+* ``config_hash``: the model-relevant configuration of a walk-forward job: forecaster name,
+  its hyper-parameters (:meth:`BaseForecaster.get_params` minus the device) including the
+  per-job seed and horizon, and the fold's training and validation windows and cutoff
+  (not the test end, which only says how far the forecasts are used).
+* ``data_hash``: the training data slice, i.e. the coin's close and features up to the
+  fold cutoff (everything a fit may read), hashed with :func:`pandas.util.hash_pandas_object`.
+* ``artifact_hash``: the bytes of the two artifact files.
+* ``model_id``: sha256 of ``artifact_hash | config_hash | data_hash``.
+
+A job whose (forecaster, coin, config_hash, data_hash) is registered and whose artifact is
+on disk is served by loading the model and predicting (forecasts identical to a fresh fit:
+fits are seeded and deterministic and the state round-trips exactly); every other job trains.
+Only forecasters with ``to_state``/``from_state`` (the recurrent ones) are registered;
+the cheap baselines always run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import and_
+
+from kallos.data import schema
+from kallos.data.artifacts import load_model_state, save_model_state
+from kallos.data.store import Store
+from kallos.features.labels import forward_log_return
+from kallos.forecast.base import BaseForecaster, CoinHistory
+from kallos.forecast.driver import ForecastJob, JobResult, run_jobs
+
+__all__ = [
+    "ModelRegistry",
+    "RegistryStats",
+    "job_config_hash",
+    "job_data_hash",
+    "registrable",
+    "run_jobs_with_registry",
+]
+
+log = logging.getLogger("kallos.models")
+_ARTIFACT = "model"
+
+
+def _sha256(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p)
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def registrable(forecaster: BaseForecaster) -> bool:
+    """True for forecasters whose fitted state can be saved and loaded (``to_state``/``from_state``)."""
+    return hasattr(forecaster, "to_state") and hasattr(type(forecaster), "from_state")
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    return value
+
+
+def job_config_hash(job: ForecastJob) -> str:
+    """sha256 of the model-relevant config of ``job`` (see the module docstring)."""
+    params = {k: _jsonable(v) for k, v in job.forecaster.get_params().items() if k != "device"}
+    f = job.fold
+    windows = {
+        k: getattr(f, k).date().isoformat()
+        for k in ("cutoff", "train_start", "train_end", "validation_start", "validation_end")
+    }
+    blob = {"forecaster": job.forecaster.name, "params": params, "fold": windows, "horizon": f.horizon}
+    return _sha256(json.dumps(blob, sort_keys=True, separators=(",", ":"), default=str).encode())
+
+
+def _history_hash(history: CoinHistory) -> str:
+    close = pd.util.hash_pandas_object(history.close, index=True).to_numpy()
+    feats = pd.util.hash_pandas_object(history.features, index=True).to_numpy()
+    cols = json.dumps([str(c) for c in history.features.columns]).encode()
+    return _sha256(history.coin_id.encode(), close.tobytes(), feats.tobytes(), cols)
+
+
+def job_data_hash(job: ForecastJob) -> str:
+    """sha256 of the training data slice: the coin's close and features up to the fold cutoff."""
+    return _history_hash(job.history.upto(job.fold.cutoff))
+
+
+@dataclass(frozen=True)
+class RegistryStats:
+    """How a batch of jobs was served."""
+
+    registrable: int
+    reused: int
+    trained: int
+
+    def message(self) -> str:
+        return f"reused {self.reused} of {self.registrable} models from the registry, trained {self.trained}"
+
+
+def _validation_metrics(model: BaseForecaster, job: ForecastJob) -> dict[str, Any]:
+    """RMSE and directional accuracy of the fitted model on the fold's validation block."""
+    f = job.fold
+    history = job.history.upto(f.cutoff)
+    dates = history.close.loc[f.validation_start : f.validation_end].index
+    label = forward_log_return(history.close, f.horizon).reindex(dates).to_numpy()
+    pred = model.predict(history.upto(f.validation_end), dates).to_numpy()
+    ok = np.isfinite(pred) & np.isfinite(label)
+    out: dict[str, Any] = {"n": int(ok.sum())}
+    if ok.any():
+        out["rmse"] = float(np.sqrt(np.mean((label[ok] - pred[ok]) ** 2)))
+        out["directional_accuracy"] = float(np.mean(np.sign(pred[ok]) == np.sign(label[ok])))
+    return out
+
+
+class ModelRegistry:
+    """Registry rows in ``store`` and artifacts under ``<out_dir>/models/``.
+
+    Parameters
+    ----------
+    store : the Kallos database (its ``model_registry`` table must exist: ``store.create_schema()``
+        or the migrations).
+    out_dir : root of the artifact tree.
+    """
+
+    def __init__(self, store: Store, out_dir: str | Path) -> None:
+        self.store = store
+        self.root = Path(out_dir) / "models"
+
+    def artifact_dir(self, model_id: str) -> Path:
+        return self.root / model_id
+
+    # ------------------------------------------------------------------ reads
+    def entries(self, coin_id: str | None = None, model_type: str | None = None) -> pd.DataFrame:
+        """Registry rows, newest first (optionally one coin and/or one model type)."""
+        t = schema.model_registry
+        conds = []
+        if coin_id:
+            conds.append(t.c.coin_id == coin_id)
+        if model_type:
+            conds.append(t.c.model_type == model_type)
+        frame = self.store.read_table(t, and_(*conds) if conds else None)
+        return frame.sort_values(["created_at", "model_id"], ascending=[False, True], ignore_index=True)
+
+    def lookup(self, job: ForecastJob) -> str | None:
+        """The ``model_id`` registered for ``job`` whose artifact is on disk, else None."""
+        t = schema.model_registry
+        where = and_(
+            t.c.model_type == job.forecaster.name,
+            t.c.coin_id == job.history.coin_id,
+            t.c.config_hash == job_config_hash(job),
+            t.c.data_hash == job_data_hash(job),
+        )
+        for model_id in self.store.read_table(t, where)["model_id"]:
+            if (self.artifact_dir(model_id) / f"{_ARTIFACT}.safetensors").is_file():
+                return str(model_id)
+        return None
+
+    def load(self, model_id: str, forecaster: BaseForecaster) -> BaseForecaster:
+        """The fitted model ``model_id``, rebuilt as ``type(forecaster)`` on its device."""
+        tensors, meta = load_model_state(self.artifact_dir(model_id) / _ARTIFACT)
+        device = getattr(forecaster, "device", "cpu")
+        return type(forecaster).from_state(tensors, meta, device=device)
+
+    def serve(self, job: ForecastJob, model_id: str) -> JobResult:
+        """Forecasts of ``job`` from the stored model (no training)."""
+        model = self.load(model_id, job.forecaster)
+        preds = model.predict(job.history.upto(job.dates.max()), job.dates)
+        return JobResult(model.name, job.history.coin_id, job.fold, preds, model.to_state())
+
+    # ------------------------------------------------------------------ writes
+    def register(self, job: ForecastJob, result: JobResult) -> str:
+        """Save the fitted model of ``result`` and upsert its registry row; return its ``model_id``.
+
+        The artifact is written to a temporary directory and renamed into place only after its
+        hash is known, so a failure leaves no half-written model.
+
+        Raises
+        ------
+        ValueError
+            If ``result`` holds no fitted state.
+        """
+        if result.state is None:
+            raise ValueError(f"{job.key}: no fitted state to register ({result.error or 'not registrable'})")
+        tensors, meta = result.state
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=self.root))
+        try:
+            weights, info = save_model_state(tmp / _ARTIFACT, tensors, meta)
+            artifact_hash = _sha256(weights.read_bytes(), info.read_bytes())
+            config_hash, data_hash = job_config_hash(job), job_data_hash(job)
+            model_id = _sha256(artifact_hash.encode(), config_hash.encode(), data_hash.encode())
+            final = self.artifact_dir(model_id)
+            if final.exists():
+                shutil.rmtree(tmp)
+            else:
+                os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        model = type(job.forecaster).from_state(tensors, meta)
+        f = job.fold
+        row = {
+            "model_id": model_id,
+            "model_type": job.forecaster.name,
+            "coin_id": job.history.coin_id,
+            "train_start": f.train_start,
+            "train_end": f.train_end,
+            "val_start": f.validation_start,
+            "val_end": f.validation_end,
+            "test_start": f.test_start,
+            "test_end": f.test_end,
+            "hyperparameters": meta.get("params", {}),
+            "val_metrics": {**_validation_metrics(model, job), **_loss(meta)},
+            "artifact_path": str(final),
+            "artifact_hash": artifact_hash,
+            "config_hash": config_hash,
+            "data_hash": data_hash,
+            "created_at": dt.datetime.now(dt.UTC),
+        }
+        self.store.upsert(schema.model_registry, pd.DataFrame([row]))
+        return model_id
+
+
+def _loss(meta: dict[str, Any]) -> dict[str, Any]:
+    training = meta.get("training") or {}
+    return {k: training[k] for k in ("best_validation_loss", "best_epoch") if k in training}
+
+
+Runner = Callable[..., list[JobResult]]
+
+
+def run_jobs_with_registry(
+    jobs: Sequence[ForecastJob],
+    registry: ModelRegistry | None,
+    *,
+    n_jobs: int = 1,
+    on_done: Callable[[JobResult], None] | None = None,
+    runner: Runner = run_jobs,
+) -> tuple[list[JobResult], RegistryStats]:
+    """Serve registered models from ``registry``, train the rest with ``runner``, register new ones.
+
+    Parameters
+    ----------
+    jobs : walk-forward jobs (see :func:`kallos.forecast.driver.run_jobs`).
+    registry : the model registry, or None to train everything (nothing is stored).
+    runner : the trainer, :func:`run_jobs` (replaceable in tests).
+
+    Returns
+    -------
+    (results in job order, counts of registrable / reused / trained models).
+
+    Raises
+    ------
+    StoreError
+        If the registry cannot be read or written.
+    """
+    if registry is None:
+        results = runner(jobs, n_jobs=n_jobs, on_done=on_done)
+        n = sum(registrable(j.forecaster) for j in jobs)
+        return results, RegistryStats(n, 0, n)
+    served: dict[int, JobResult] = {}
+    misses: list[int] = []
+    n_registrable = 0
+    for i, job in enumerate(jobs):
+        if not registrable(job.forecaster):
+            misses.append(i)
+            continue
+        n_registrable += 1
+        model_id = registry.lookup(job)
+        if model_id is None:
+            misses.append(i)
+            continue
+        served[i] = registry.serve(job, model_id)
+        if on_done:
+            on_done(served[i])
+    trained = runner([jobs[i] for i in misses], n_jobs=n_jobs, on_done=on_done) if misses else []
+    n_trained = 0
+    for i, result in zip(misses, trained, strict=True):
+        served[i] = result
+        if registrable(jobs[i].forecaster) and result.state is not None:
+            registry.register(jobs[i], result)
+            n_trained += 1
+    n_missed = sum(registrable(jobs[i].forecaster) for i in misses)
+    stats = RegistryStats(n_registrable, n_registrable - n_missed, n_trained)
+    log.info(stats.message())
+    return [served[i] for i in range(len(jobs))], stats

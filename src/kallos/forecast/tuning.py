@@ -1,0 +1,409 @@
+"""Hyper-parameter search for the recurrent forecasters with Optuna, inside one training window.
+
+The search for a fold with cutoff ``T`` sees the coin's history up to the close of ``T`` only
+(checked: a history reaching into the fold's test quarter raises). Each trial fits on the
+fold's training block and is scored on its validation block, the last 13 weeks
+(``forecast.validation_days``) of labelled dates before the purge gap (see
+:mod:`kallos.forecast.walk_forward`). Early stopping watches the same block, as in the
+walk-forward fits the tuned parameters are meant for.
+
+Objectives (``directions=["minimize", "maximize"]``): validation RMSE of the ``h``-day forward
+log-return forecast, and validation directional accuracy (share of dates where
+``sign(forecast) == sign(realised)``).
+
+Choosing one trial from the Pareto front (:func:`choose_trial`): among the Pareto-optimal
+complete trials whose directional accuracy is at least 50 %, the one with the lowest RMSE;
+if none reaches 50 %, the Pareto trial with the lowest RMSE. Ties go to the lower trial number.
+
+Pruning. Optuna's ``Trial.report``/``Trial.should_prune`` raise ``NotImplementedError`` in
+multi-objective studies (optuna/optuna#2135, #3450), so :class:`MedianRulePruner` applies the
+median stopping rule of Optuna's ``MedianPruner`` (Golovin et al. 2017, "Google Vizier",
+KDD) by hand: after ``pruning_fraction`` of ``max_epochs`` the trial's validation RMSE is
+compared with the median of the values that completed trials recorded at the same epoch
+(stored as trial user attributes, so every worker sharing the study sees them); a worse value
+raises :class:`optuna.TrialPruned`. The intermediate value comes from a fit stopped after
+that many epochs: fits are seeded and deterministic, so it is exactly the state the full fit
+passes through; a surviving trial is then refitted in full (the check costs that share of a
+fit; a pruned trial saves the rest).
+
+Storage and distribution. Studies live in the Kallos database through
+:class:`optuna.storages.RDBStorage`, in Optuna's own tables: on SQLite in the Kallos database
+file itself, on PostgreSQL in the schema ``optuna`` of the Kallos database (or
+``<schema>_optuna`` beside a Kallos test schema). Optuna versions its tables with Alembic's
+default ``alembic_version`` table; Kallos' migrations use ``kallos_alembic_version``, so
+the two never collide. The study name encodes cell, coin, fold and a hash of the forecast
+config, and studies are opened with ``load_if_exists=True``, so ``kallos tune`` started on
+several machines with one database URL fills one study (Optuna's distributed mode). Every
+trial (complete, pruned, failed) stays stored; :func:`count_trials` counts them all for the
+deflated Sharpe ratio.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+import sqlalchemy as sa
+from optuna.trial import FrozenTrial, TrialState
+
+from kallos.config import ForecastConfig, RecurrentConfig
+from kallos.exceptions import DataValidationError, InsufficientDataError
+from kallos.features.labels import forward_log_return
+from kallos.forecast.base import CoinHistory
+from kallos.forecast.recurrent import RecurrentForecaster
+from kallos.forecast.walk_forward import Fold
+
+__all__ = [
+    "MedianRulePruner",
+    "SearchSpace",
+    "TuningObjective",
+    "TuningResult",
+    "choose_trial",
+    "coin_history",
+    "count_trials",
+    "optuna_storage",
+    "study_name",
+    "suggest_params",
+    "tune",
+    "validation_scores",
+]
+
+OPTUNA_SCHEMA = "optuna"
+_RMSE_AT = "validation_rmse_at_epoch_{}"
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The hyper-parameter space (keys are :class:`RecurrentConfig` fields); bounds inclusive.
+
+    Defaults: direction_weight (λ) U[1, 5]; hidden_size int [32, 256] (log scale);
+    num_layers int [1, 4]; dropout U[0, 0.7]; batch_size in {32, 64, 128}; lookback int
+    [30, 70] days; learning_rate log-U[1e-5, 1e-2]; weight_decay log-U[1e-6, 1e-2].
+    """
+
+    direction_weight: tuple[float, float] = (1.0, 5.0)
+    hidden_size: tuple[int, int] = (32, 256)
+    num_layers: tuple[int, int] = (1, 4)
+    dropout: tuple[float, float] = (0.0, 0.7)
+    batch_size: tuple[int, ...] = (32, 64, 128)
+    lookback: tuple[int, int] = (30, 70)
+    learning_rate: tuple[float, float] = (1e-5, 1e-2)
+    weight_decay: tuple[float, float] = (1e-6, 1e-2)
+
+
+def suggest_params(trial: optuna.Trial, space: SearchSpace | None = None) -> dict[str, Any]:
+    """Sample one point of ``space`` (default :class:`SearchSpace`)."""
+    s = space or SearchSpace()
+    return {
+        "direction_weight": trial.suggest_float("direction_weight", *s.direction_weight),
+        "hidden_size": trial.suggest_int("hidden_size", *s.hidden_size, log=True),
+        "num_layers": trial.suggest_int("num_layers", *s.num_layers),
+        "dropout": trial.suggest_float("dropout", *s.dropout),
+        "batch_size": trial.suggest_categorical("batch_size", list(s.batch_size)),
+        "lookback": trial.suggest_int("lookback", *s.lookback),
+        "learning_rate": trial.suggest_float("learning_rate", *s.learning_rate, log=True),
+        "weight_decay": trial.suggest_float("weight_decay", *s.weight_decay, log=True),
+    }
+
+
+def validation_scores(
+    model: RecurrentForecaster, history: CoinHistory, fold: Fold
+) -> tuple[float, float, int]:
+    """Validation RMSE, directional accuracy and sample count of a fitted model.
+
+    Scores the ``h``-day forward log-return forecasts at the fold's validation dates
+    ``[validation_start, validation_end]`` against the realised labels (all ending by the cutoff).
+    Dates without a forecast or label are dropped. RMSE is ``nan`` when none remain.
+    """
+    dates = history.close.loc[fold.validation_start : fold.validation_end].index
+    label = forward_log_return(history.close, fold.horizon).reindex(dates)
+    pred = model.predict(history.upto(fold.validation_end), dates)
+    ok = np.isfinite(pred.to_numpy()) & np.isfinite(label.to_numpy())
+    if not ok.any():
+        return math.nan, math.nan, 0
+    p, y = pred.to_numpy()[ok], label.to_numpy()[ok]
+    rmse = float(np.sqrt(np.mean((y - p) ** 2)))
+    da = float(np.mean(np.sign(p) == np.sign(y)))
+    return rmse, da, int(ok.sum())
+
+
+@dataclass(frozen=True)
+class MedianRulePruner:
+    """Median stopping rule for multi-objective studies (see the module docstring).
+
+    Parameters
+    ----------
+    n_startup_trials : completed trials that must have recorded the checkpoint before pruning starts.
+    fraction : share of ``max_epochs`` after which the check happens (one checkpoint).
+    """
+
+    n_startup_trials: int = 3
+    fraction: float = 0.34
+
+    def checkpoints(self, max_epochs: int) -> list[int]:
+        """Epochs at which a trial is checked (empty when the fit is too short to check)."""
+        epoch = max(1, round(max_epochs * self.fraction))
+        return [epoch] if epoch < max_epochs else []
+
+    def record(self, trial: optuna.Trial, epoch: int, value: float) -> None:
+        trial.set_user_attr(_RMSE_AT.format(epoch), value)
+
+    def should_prune(self, study: optuna.Study, epoch: int, value: float) -> bool:
+        """True when ``value`` (validation RMSE at ``epoch``) exceeds the completed trials' median.
+
+        A non-finite value (a diverged fit) is always pruned once the rule is active.
+        """
+        key = _RMSE_AT.format(epoch)
+        seen = [
+            t.user_attrs[key]
+            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if key in t.user_attrs and t.user_attrs[key] is not None and math.isfinite(t.user_attrs[key])
+        ]
+        if len(seen) < self.n_startup_trials:
+            return False
+        return not math.isfinite(value) or value > float(np.median(seen))
+
+
+class TuningObjective:
+    """The Optuna objective for one coin and fold: ``trial -> (validation RMSE, directional accuracy)``.
+
+    Raises
+    ------
+    DataValidationError
+        At construction, if ``history`` reaches past ``fold.cutoff`` (the test quarter).
+    """
+
+    def __init__(
+        self,
+        history: CoinHistory,
+        fold: Fold,
+        config: ForecastConfig,
+        *,
+        cell: str = "gru",
+        seed: int = 0,
+        device: str = "cpu",
+        pruner: MedianRulePruner | None = None,
+        space: SearchSpace | None = None,
+    ) -> None:
+        if history.last_date > fold.cutoff:
+            raise DataValidationError(
+                f"{history.coin_id}: tuning history ends {history.last_date.date()}, inside the test "
+                f"quarter of fold {fold.key}; pass history.upto(fold.cutoff)"
+            )
+        if fold.validation_end >= fold.test_start:
+            raise DataValidationError(f"fold {fold.key}: validation block overlaps the test quarter")
+        self.history, self.fold, self.config = history, fold, config
+        self.cell, self.seed, self.device, self.space = cell, seed, device, space or SearchSpace()
+        self.pruner = pruner or MedianRulePruner(
+            config.tuning.pruning_startup_trials, config.tuning.pruning_fraction
+        )
+
+    def recurrent_config(self, params: dict[str, Any]) -> RecurrentConfig:
+        """The base recurrent config with ``params`` replaced (validated)."""
+        return RecurrentConfig.model_validate({**self.config.recurrent.model_dump(), **params})
+
+    def _score(self, cfg: RecurrentConfig) -> tuple[float, float, int]:
+        model = RecurrentForecaster(
+            cfg, self.cell, self.config.horizon, self.seed, self.device, self.config.min_train_samples
+        )
+        model.fit(self.history, self.fold)
+        assert self.history.last_date <= self.fold.cutoff  # the test quarter is never seen
+        return validation_scores(model, self.history, self.fold)
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
+        cfg = self.recurrent_config(suggest_params(trial, self.space))
+        for epoch in self.pruner.checkpoints(cfg.max_epochs):
+            rmse, _, _ = self._score(cfg.model_copy(update={"max_epochs": epoch}))
+            self.pruner.record(trial, epoch, rmse)
+            if self.pruner.should_prune(trial.study, epoch, rmse):
+                raise optuna.TrialPruned(f"validation RMSE {rmse:.5f} at epoch {epoch} above the median")
+        rmse, da, n = self._score(cfg)
+        trial.set_user_attr("n_validation", n)
+        if not math.isfinite(rmse):
+            raise InsufficientDataError(
+                f"{self.history.coin_id}: no scorable validation date in {self.fold.key}"
+            )
+        return rmse, da
+
+
+def choose_trial(trials: Sequence[FrozenTrial], min_directional_accuracy: float = 0.5) -> FrozenTrial:
+    """Pick one trial from a Pareto front (see the module docstring for the rule).
+
+    Parameters
+    ----------
+    trials : Pareto-optimal complete trials; ``values == [rmse, directional_accuracy]``.
+
+    Raises
+    ------
+    ValueError
+        If ``trials`` is empty.
+    """
+    if not trials:
+        raise ValueError("no complete trial on the Pareto front; run more trials")
+    good = [t for t in trials if t.values[1] >= min_directional_accuracy]
+    pool = good or list(trials)
+    return min(pool, key=lambda t: (t.values[0], t.number))
+
+
+def _sqlalchemy_url(url: str) -> str:
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def optuna_storage(database_url: str, schema_name: str | None = None) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage beside the Kallos database ``database_url`` (see the module docstring).
+
+    Parameters
+    ----------
+    database_url : the Kallos SQLAlchemy URL (SQLite or PostgreSQL).
+    schema_name : the Kallos PostgreSQL schema, if any; Optuna then uses ``<schema_name>_optuna``.
+
+    Raises
+    ------
+    ValueError
+        For a SQLite URL without a file (``:memory:`` cannot be shared).
+    """
+    url = _sqlalchemy_url(database_url)
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if path in ("", ":memory:"):
+            raise ValueError(f"{database_url}: Optuna studies need a file or server database")
+        return optuna.storages.RDBStorage(url)
+    schema = f"{schema_name}_optuna" if schema_name else OPTUNA_SCHEMA
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as lock:
+            # Workers starting together would race to create Optuna's tables (a duplicate
+            # pg_type entry); one session-level advisory lock serialises the creation.
+            key = {"k": f"kallos.optuna:{schema}"}
+            lock.execute(sa.text("SELECT pg_advisory_lock(hashtext(:k))"), key)
+            try:
+                with engine.begin() as conn:
+                    conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs={"connect_args": {"options": f"-csearch_path={schema}"}}
+                )
+            finally:
+                lock.execute(sa.text("SELECT pg_advisory_unlock(hashtext(:k))"), key)
+                lock.commit()
+    finally:
+        engine.dispose()
+
+
+def study_name(coin_id: str, fold: Fold, config: ForecastConfig, cell: str = "gru") -> str:
+    """``tune-<cell>-<coin>-<fold cutoff>-<12-hex hash of the forecast config>``."""
+    blob = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return f"tune-{cell}-{coin_id}-{fold.key}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+
+
+def count_trials(database_url: str, schema_name: str | None = None) -> int:
+    """Every trial of every study stored beside ``database_url`` (complete, pruned, failed, running)."""
+    storage = optuna_storage(database_url, schema_name)
+    try:
+        return sum(
+            storage.get_n_trials(storage.get_study_id_from_name(s.study_name))
+            for s in storage.get_all_studies()
+        )
+    finally:
+        storage.engine.dispose()
+
+
+@dataclass(frozen=True)
+class TuningResult:
+    """Outcome of :func:`tune`.
+
+    Attributes
+    ----------
+    study_name : the Optuna study.
+    n_trials : trials stored in the study (every state, every worker).
+    states : count per trial state name (COMPLETE, PRUNED, FAIL, ...).
+    pareto : one row per Pareto trial: number, rmse, directional_accuracy, then the parameters.
+    chosen : the trial :func:`choose_trial` picked, as a row like ``pareto``'s.
+    """
+
+    study_name: str
+    n_trials: int
+    states: dict[str, int]
+    pareto: pd.DataFrame
+    chosen: dict[str, Any]
+
+
+def _row(t: FrozenTrial) -> dict[str, Any]:
+    return {"number": t.number, "rmse": t.values[0], "directional_accuracy": t.values[1], **t.params}
+
+
+def tune(
+    history: CoinHistory,
+    fold: Fold,
+    config: ForecastConfig,
+    storage: optuna.storages.BaseStorage | str,
+    *,
+    cell: str = "gru",
+    n_trials: int | None = None,
+    seed: int = 0,
+    sampler_seed: int | None = None,
+    device: str = "cpu",
+    name: str | None = None,
+    space: SearchSpace | None = None,
+) -> TuningResult:
+    """Run ``n_trials`` more trials (default ``config.tuning.n_trials``) of the coin/fold study.
+
+    Parameters
+    ----------
+    history : the coin's history; it must end at or before ``fold.cutoff``.
+    storage : an Optuna storage (e.g. :func:`optuna_storage`) or URL.
+    seed : seed of every model fit (so trials differ only by their parameters).
+    sampler_seed : seed of the TPE sampler; workers sharing a study should use different ones.
+    name : study name (default :func:`study_name`).
+    space : the search space (default :class:`SearchSpace`, the documented study space).
+
+    Raises
+    ------
+    DataValidationError
+        If ``history`` reaches past the cutoff.
+    InsufficientDataError
+        If no trial of the study completed.
+    """
+    objective = TuningObjective(history, fold, config, cell=cell, seed=seed, device=device, space=space)
+    name = name or study_name(history.coin_id, fold, config, cell)
+    study = optuna.create_study(
+        study_name=name,
+        storage=storage,
+        directions=["minimize", "maximize"],
+        sampler=optuna.samplers.TPESampler(seed=sampler_seed),
+        load_if_exists=True,
+    )
+    study.optimize(
+        objective,
+        n_trials=n_trials or config.tuning.n_trials,
+        catch=(InsufficientDataError, RuntimeError, ValueError),
+    )
+    trials = study.get_trials(deepcopy=False)
+    states: dict[str, int] = {}
+    for t in trials:
+        states[t.state.name] = states.get(t.state.name, 0) + 1
+    front = sorted(study.best_trials, key=lambda t: t.number)
+    if not front:
+        raise InsufficientDataError(
+            f"study {name}: no trial completed ({states}); see the trial errors above"
+        )
+    chosen = choose_trial(front)
+    return TuningResult(name, len(trials), states, pd.DataFrame([_row(t) for t in front]), _row(chosen))
+
+
+def coin_history(panel: Any, coin_id: str, end: pd.Timestamp) -> CoinHistory:
+    """A coin's close and causal indicator features from a ``MarketPanel``, up to ``end``."""
+    from kallos.features import compute_indicators
+
+    bars = panel.bars(coin_id).loc[:end]
+    return CoinHistory(
+        coin_id, panel.close[coin_id].loc[bars.index], compute_indicators(bars, coin_id=coin_id)
+    )

@@ -1,0 +1,196 @@
+"""The forecast-evaluation section: tables and plotly charts, embeddable or as a standalone page.
+
+:func:`forecast_section` turns a :class:`~kallos.evaluation.forecast_metrics.ForecastEvaluation`
+into HTML fragments (figures without the plotly.js bundle, tables as ``<table>`` markup) so the
+main report can embed them; :func:`write_forecast_report` writes one self-contained HTML file
+(plotly.js inlined once, no network access needed to view it).
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+from plotly.subplots import make_subplots
+
+from kallos.evaluation.forecast_metrics import ForecastEvaluation
+
+__all__ = ["forecast_figures", "forecast_section", "write_forecast_report"]
+
+_LAYOUT: dict[str, Any] = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 60, "b": 40}}
+_PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
+_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+
+
+def _colours(ev: ForecastEvaluation) -> dict[str, str]:
+    """One colour per forecaster, the same in every figure (sorted names)."""
+    names = sorted(set(ev.accuracy["forecaster"]) | set(ev.residuals["forecaster"]))
+    return {str(n): _PALETTE[i % len(_PALETTE)] for i, n in enumerate(names)}
+
+
+def _rmse_by_quarter(ev: ForecastEvaluation) -> go.Figure:
+    """Pooled-over-coins RMSE per quarter and forecaster (mean of the per-coin RMSEs)."""
+    fig = go.Figure()
+    acc = ev.accuracy
+    for name, g in acc.groupby("forecaster", sort=True):
+        q = g.groupby("quarter")["rmse"].mean()
+        fig.add_trace(
+            go.Bar(x=list(q.index), y=q.to_numpy(), name=str(name), marker_color=_colours(ev)[name])
+        )
+    fig.update_layout(
+        title="RMSE per quarter (mean over coins, h-day log return)", barmode="group", height=380, **_LAYOUT
+    )
+    return fig
+
+
+def _da_by_quarter(ev: ForecastEvaluation) -> go.Figure:
+    fig = go.Figure()
+    for name, g in ev.accuracy.groupby("forecaster", sort=True):
+        q = g.groupby("quarter")["directional_accuracy"].mean()
+        line = {"color": _colours(ev)[name]}
+        fig.add_trace(
+            go.Scatter(x=list(q.index), y=q.to_numpy(), name=str(name), mode="lines+markers", line=line)
+        )
+    fig.add_hline(y=0.5, line_dash="dot", line_color="grey")
+    fig.update_layout(title="Directional accuracy per quarter (mean over coins)", height=380, **_LAYOUT)
+    fig.update_yaxes(tickformat=".0%")
+    return fig
+
+
+def _residual_histograms(ev: ForecastEvaluation) -> go.Figure:
+    """Residual (realised - forecast) histograms, one panel per coin, one colour per forecaster."""
+    res = ev.residuals
+    coins = sorted(res["coin_id"].unique()) or ["-"]
+    cols = min(3, len(coins))
+    rows = int(np.ceil(len(coins) / cols))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=coins, shared_xaxes=True)
+    names = sorted(res["forecaster"].unique())
+    colours = _colours(ev)
+    for i, coin in enumerate(coins):
+        sub = res[res["coin_id"] == coin]
+        for name in names:
+            values = sub.loc[sub["forecaster"] == name, "residual"].to_numpy()
+            fig.add_trace(
+                go.Histogram(
+                    x=values,
+                    name=name,
+                    legendgroup=name,
+                    showlegend=i == 0,
+                    opacity=0.6,
+                    marker_color=colours[name],
+                    nbinsx=40,
+                ),
+                row=i // cols + 1,
+                col=i % cols + 1,
+            )
+    fig.update_layout(
+        title="Residuals by coin (realised - forecast, log return)",
+        barmode="overlay",
+        height=260 * rows + 80,
+        **_LAYOUT,
+    )
+    return fig
+
+
+def _decay(ev: ForecastEvaluation) -> go.Figure:
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("RMSE", "Directional accuracy"))
+    colours = _colours(ev)
+    for name, g in ev.decay.groupby("forecaster", sort=True):
+        g = g.sort_values("weeks_since_training")
+        x = g["weeks_since_training"].to_numpy()
+        style = {"name": str(name), "legendgroup": str(name), "line": {"color": colours.get(name, "#444")}}
+        fig.add_trace(go.Scatter(x=x, y=g["rmse"], **style), row=1, col=1)
+        fig.add_trace(go.Scatter(x=x, y=g["directional_accuracy"], showlegend=False, **style), row=1, col=2)
+    fig.update_xaxes(title_text="weeks since training cutoff")
+    fig.update_layout(title="Accuracy against model age", height=380, **_LAYOUT)
+    return fig
+
+
+def forecast_figures(evaluation: ForecastEvaluation) -> dict[str, go.Figure]:
+    """The section's figures by name: rmse_by_quarter, da_by_quarter, residuals, decay."""
+    return {
+        "rmse_by_quarter": _rmse_by_quarter(evaluation),
+        "da_by_quarter": _da_by_quarter(evaluation),
+        "residuals": _residual_histograms(evaluation),
+        "decay": _decay(evaluation),
+    }
+
+
+def _table_html(frame: pd.DataFrame, caption: str) -> str:
+    shown = frame.copy()
+    for col in shown.columns:
+        if pd.api.types.is_datetime64_any_dtype(shown[col]):
+            shown[col] = shown[col].dt.strftime("%Y-%m-%d")
+    body = shown.to_html(
+        index=False, float_format=lambda x: f"{x:.4g}", na_rep="–", border=0, classes="kallos"
+    )
+    return f"<figure class='table'><figcaption>{html.escape(caption)}</figcaption>{body}</figure>"
+
+
+def forecast_section(evaluation: ForecastEvaluation) -> dict[str, Any]:
+    """HTML fragments of the forecast-evaluation section.
+
+    Returns
+    -------
+    ``{"title": str, "figures": {name: html}, "tables": {name: html}}``; figure fragments do not
+    include plotly.js (the page must load it once); tables are ``<figure><table>`` markup.
+    Tables: ``overall``, ``dm_tests``, ``accuracy`` (per coin and quarter), ``decay``.
+    """
+    figures = {
+        name: fig.to_html(full_html=False, include_plotlyjs=False, config=_PLOTLY_CONFIG, div_id=f"fc-{name}")
+        for name, fig in forecast_figures(evaluation).items()
+    }
+    dm_caption = (
+        f"Diebold-Mariano tests against {evaluation.baseline} (squared-error loss, HLN small-sample "
+        "correction, h-1 lags; negative statistic = lower loss than the baseline)"
+    )
+    tables = {
+        "overall": _table_html(
+            evaluation.overall, "Accuracy over the whole period (all = pooled over coins)"
+        ),
+        "dm_tests": _table_html(evaluation.dm_tests, dm_caption),
+        "accuracy": _table_html(evaluation.accuracy, "Accuracy per coin and quarter"),
+        "decay": _table_html(evaluation.decay, "Accuracy by weeks since the training cutoff"),
+    }
+    return {"title": "Forecast evaluation", "figures": figures, "tables": tables}
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1200px;color:#222}
+table.kallos{border-collapse:collapse;font-size:.85rem;margin:.5rem 0 1.5rem}
+table.kallos th,table.kallos td{padding:.2rem .6rem;border-bottom:1px solid #ddd;text-align:right}
+table.kallos td{white-space:nowrap}
+figcaption{font-weight:600;margin-top:1rem}
+"""
+
+
+def write_forecast_report(path: str | Path, evaluation: ForecastEvaluation, title: str | None = None) -> Path:
+    """Write a standalone HTML page of :func:`forecast_section` (plotly.js inlined); return its path.
+
+    The page is written to a temporary sibling and renamed, so a failure leaves no partial file.
+    """
+    section = forecast_section(evaluation)
+    title = title or section["title"]
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style>",
+        f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        section["tables"]["overall"],
+        section["tables"]["dm_tests"],
+        *section["figures"].values(),
+        section["tables"]["decay"],
+        section["tables"]["accuracy"],
+        "</body></html>",
+    ]
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.partial")
+    tmp.write_text("\n".join(parts), encoding="utf-8")
+    tmp.replace(out)
+    return out

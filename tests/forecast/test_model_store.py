@@ -1,0 +1,164 @@
+"""Model registry: content-hashed artifacts, reuse without retraining, selective retraining."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kallos.data import Store
+from kallos.forecast import CoinHistory, ForecastJob, NaivePersistence, RecurrentForecaster
+from kallos.forecast.driver import run_jobs
+from kallos.forecast.model_store import (
+    ModelRegistry,
+    job_config_hash,
+    job_data_hash,
+    run_jobs_with_registry,
+)
+
+COINS = ("aaa", "bbb")
+
+
+class SpyRunner:
+    """Counts the jobs that reach training."""
+
+    def __init__(self) -> None:
+        self.trained: list[tuple[str, str, str]] = []
+
+    def __call__(self, jobs, n_jobs=1, on_done=None):
+        self.trained.extend(j.key for j in jobs)
+        return run_jobs(jobs, n_jobs=1, on_done=on_done)
+
+
+@pytest.fixture
+def registry(tmp_path) -> ModelRegistry:
+    store = Store(f"sqlite:///{tmp_path / 'kallos.db'}")
+    store.create_schema()
+    yield ModelRegistry(store, tmp_path / "out")
+    store.dispose()
+
+
+def _jobs(histories, fold, config, fold_dates=None):
+    dates = fold_dates if fold_dates is not None else pd.date_range(fold.test_start, periods=10, freq="D")
+    jobs = []
+    for coin, h in histories.items():
+        seed = len(coin)
+        jobs.append(ForecastJob(RecurrentForecaster(config, "gru", 7, seed, "cpu", 30), fold, h, dates))
+        jobs.append(ForecastJob(NaivePersistence(7), fold, h, dates))
+    return jobs
+
+
+@pytest.fixture
+def histories(make_history):
+    return {c: _rename(make_history(seed=i), c) for i, c in enumerate(COINS)}
+
+
+def _rename(h: CoinHistory, coin: str) -> CoinHistory:
+    return CoinHistory(coin, h.close.rename(coin), h.features)
+
+
+def _preds(results) -> dict:
+    return {(r.forecaster, r.coin_id): r.predictions.to_numpy().tobytes() for r in results}
+
+
+def test_reuse_trains_nothing_and_forecasts_identically(registry, histories, fold, tiny_config):
+    spy = SpyRunner()
+    first, stats = run_jobs_with_registry(_jobs(histories, fold, tiny_config), registry, runner=spy)
+    assert (stats.registrable, stats.reused, stats.trained) == (2, 0, 2)
+    assert len(spy.trained) == 4  # two GRUs + two baselines
+    rows = registry.entries()
+    assert len(rows) == 2 and set(rows["coin_id"]) == set(COINS)
+    assert (rows["model_type"] == "gru").all()
+    assert {"rmse", "directional_accuracy", "best_validation_loss"} <= set(rows["val_metrics"][0])
+
+    spy2 = SpyRunner()
+    second, stats2 = run_jobs_with_registry(_jobs(histories, fold, tiny_config), registry, runner=spy2)
+    assert (stats2.reused, stats2.trained) == (2, 0)
+    assert [k[0] for k in spy2.trained] == ["naive_persistence", "naive_persistence"]  # no GRU trained
+    assert _preds(first) == _preds(second)  # byte-identical forecasts
+    assert "reused 2 of 2 models" in stats2.message()
+
+
+def test_model_id_is_a_content_hash(registry, histories, fold, tiny_config):
+    jobs = _jobs(histories, fold, tiny_config)
+    run_jobs_with_registry(jobs, registry, runner=SpyRunner())
+    row = registry.entries(coin_id="aaa").iloc[0]
+    d = registry.artifact_dir(row["model_id"])
+    assert sorted(p.name for p in d.iterdir()) == ["model.json", "model.safetensors"]
+
+    def sha(*parts: bytes) -> str:
+        h = hashlib.sha256()
+        for p in parts:
+            h.update(p)
+            h.update(b"\x00")
+        return h.hexdigest()
+
+    artifact = sha((d / "model.safetensors").read_bytes(), (d / "model.json").read_bytes())
+    assert row["artifact_hash"] == artifact
+    gru = next(j for j in jobs if j.forecaster.name == "gru" and j.history.coin_id == "aaa")
+    assert row["config_hash"] == job_config_hash(gru) and row["data_hash"] == job_data_hash(gru)
+    assert row["model_id"] == sha(artifact.encode(), row["config_hash"].encode(), row["data_hash"].encode())
+    assert not list(registry.root.glob(".partial-*"))
+
+
+def test_changed_data_retrains_only_that_coin(registry, histories, fold, tiny_config):
+    run_jobs_with_registry(_jobs(histories, fold, tiny_config), registry, runner=SpyRunner())
+    h = histories["bbb"]
+    close = h.close.copy()
+    close.iloc[100] *= 1.01  # a revised price inside the training window
+    changed = {**histories, "bbb": CoinHistory("bbb", close, h.features)}
+    spy = SpyRunner()
+    _, stats = run_jobs_with_registry(_jobs(changed, fold, tiny_config), registry, runner=spy)
+    assert [k for k in spy.trained if k[0] == "gru"] == [("gru", "bbb", fold.key)]
+    assert (stats.reused, stats.trained) == (1, 1)
+
+
+def test_data_after_the_cutoff_does_not_change_the_hash(histories, fold, tiny_config):
+    h = histories["aaa"]
+    close = h.close.copy()
+    close.loc[fold.cutoff + pd.Timedelta(days=3)] *= 2.0  # a later revision: the model never saw it
+    a, b = (
+        _jobs({"aaa": h}, fold, tiny_config)[0],
+        _jobs({"aaa": CoinHistory("aaa", close, h.features)}, fold, tiny_config)[0],
+    )
+    assert job_data_hash(a) == job_data_hash(b)
+
+
+def test_changed_hyperparameter_retrains_all(registry, histories, fold, tiny_config):
+    run_jobs_with_registry(_jobs(histories, fold, tiny_config), registry, runner=SpyRunner())
+    bigger = tiny_config.model_copy(update={"hidden_size": tiny_config.hidden_size + 4})
+    spy = SpyRunner()
+    _, stats = run_jobs_with_registry(_jobs(histories, fold, bigger), registry, runner=spy)
+    assert sorted(k for k in spy.trained if k[0] == "gru") == [("gru", c, fold.key) for c in COINS]
+    assert (stats.reused, stats.trained) == (0, 2)
+    assert len(registry.entries(model_type="gru")) == 4
+
+
+def test_missing_artifact_means_retrain(registry, histories, fold, tiny_config):
+    run_jobs_with_registry(_jobs(histories, fold, tiny_config), registry, runner=SpyRunner())
+    for d in registry.root.iterdir():
+        for f in d.iterdir():
+            f.unlink()
+    spy = SpyRunner()
+    _, stats = run_jobs_with_registry(_jobs(histories, fold, tiny_config), registry, runner=spy)
+    assert stats.reused == 0 and len([k for k in spy.trained if k[0] == "gru"]) == 2
+
+
+def test_no_registry_trains_everything(histories, fold, tiny_config):
+    spy = SpyRunner()
+    results, stats = run_jobs_with_registry(_jobs(histories, fold, tiny_config), None, runner=spy)
+    assert len(spy.trained) == 4 and stats.reused == 0
+    assert all(np.isfinite(r.predictions).any() for r in results)
+
+
+def test_reuse_on_every_backend(any_store, tmp_path, histories, fold, tiny_config):
+    """SQLite and (marked postgres) a unique PostgreSQL schema behave the same."""
+    reg = ModelRegistry(any_store, tmp_path / "out")
+    first, _ = run_jobs_with_registry(_jobs(histories, fold, tiny_config), reg, runner=SpyRunner())
+    spy = SpyRunner()
+    second, stats = run_jobs_with_registry(_jobs(histories, fold, tiny_config), reg, runner=spy)
+    assert stats.reused == 2 and not [k for k in spy.trained if k[0] == "gru"]
+    assert _preds(first) == _preds(second)
+    assert len(reg.entries()) == 2
