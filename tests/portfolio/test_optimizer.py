@@ -1,7 +1,8 @@
-"""Tests of kallos.portfolio.optimizer: PyPortfolioOpt agreement, known answers, invariants, fallbacks."""
+"""Tests of kallos.portfolio.optimizer: PyPortfolioOpt agreement, cardinality, turnover, cash, fallbacks."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import cvxpy as cp
@@ -13,13 +14,17 @@ from hypothesis import strategies as st
 from pypfopt import EfficientFrontier, objective_functions
 from scipy.optimize import minimize
 
-from kallos.exceptions import OptimizationError
+from kallos.exceptions import ConfigError, OptimizationError
 from kallos.portfolio import optimizer as opt_module
 from kallos.portfolio.optimizer import (
     FALLBACK_OBJECTIVE,
     OBJECTIVES,
+    Attempt,
     MeanVariance,
+    OptimizationOutcome,
+    PortfolioConstraints,
     max_attainable_return,
+    sqrt_factor,
     to_annual_expected_returns,
 )
 from kallos.types import OptimizationResult
@@ -28,60 +33,142 @@ COINS = [f"c{i}" for i in range(6)]
 CAP = 0.35
 DELTA = 3.0  # risk aversion of max_quadratic_utility
 GAMMA = 0.5  # L2 penalty of max_return
+TARGET_VOL = 0.5  # efficient_risk, annual
+TARGET_RET = 0.2  # efficient_return, annual
 MU = pd.Series([0.40, 0.25, 0.10, -0.05, 0.30, 0.15], index=COINS)
+PYPFOPT_OBJECTIVES = [
+    "max_sharpe",
+    "min_volatility",
+    "efficient_risk",
+    "efficient_return",
+    "max_quadratic_utility",
+]
+
+
+def _cov(seed: int = 7, n: int = 6, days: int = 400) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    mix = rng.normal(size=(n, n)) * 0.02
+    daily = rng.normal(size=(days, n)) @ mix + 0.001
+    names = [f"c{i}" for i in range(n)]
+    return pd.DataFrame(np.cov(daily, rowvar=False) * 365, index=names, columns=names)
 
 
 @pytest.fixture(scope="module")
 def cov() -> pd.DataFrame:
     """Annualised covariance of 400 seeded correlated daily returns (6 assets)."""
-    rng = np.random.default_rng(7)
-    mix = rng.normal(size=(6, 6)) * 0.02
-    daily = rng.normal(size=(400, 6)) @ mix + 0.001
-    return pd.DataFrame(np.cov(daily, rowvar=False) * 365, index=COINS, columns=COINS)
+    return _cov()
 
 
-def _pypfopt_weights(objective: str, mu: pd.Series, cov: pd.DataFrame) -> pd.Series:
-    """The same problem solved directly with PyPortfolioOpt."""
-    ef = EfficientFrontier(mu, cov, weight_bounds=(0, CAP))
-    if objective == "max_sharpe":
-        ef.max_sharpe(risk_free_rate=0.0)
-    elif objective == "min_volatility":
-        ef.min_volatility()
-    elif objective == "max_quadratic_utility":
-        ef.max_quadratic_utility(risk_aversion=DELTA)
-    else:
+def _pypfopt(objective: str, mu: pd.Series, cov: pd.DataFrame, rf: float = 0.0, bounds=(0, CAP), **kw):
+    """The same problem solved directly with PyPortfolioOpt (its own formulation and solver defaults)."""
+    ef = EfficientFrontier(mu, cov, weight_bounds=bounds)
+    for constraint in kw.get("constraints", []):
+        ef.add_constraint(constraint)
+    calls = {
+        "max_sharpe": lambda: ef.max_sharpe(risk_free_rate=rf),
+        "min_volatility": ef.min_volatility,
+        "efficient_risk": lambda: ef.efficient_risk(TARGET_VOL),
+        "efficient_return": lambda: ef.efficient_return(TARGET_RET),
+        "max_quadratic_utility": lambda: ef.max_quadratic_utility(risk_aversion=DELTA),
+    }
+    if objective == "max_return":
         ef.add_objective(objective_functions.L2_reg, gamma=GAMMA)
         ef.convex_objective(lambda w, m: -(w @ m), m=mu.to_numpy())
+    else:
+        calls[objective]()
     return pd.Series(ef.weights, index=mu.index)
 
 
-def _fit(objective: str, mu: pd.Series, cov: pd.DataFrame, **kw) -> MeanVariance:
-    params = {"max_weight": CAP, "risk_aversion": DELTA, "l2_gamma": GAMMA} | kw
-    return MeanVariance(objective=objective, **params).fit(mu, cov)
+def _fit(objective: str, mu: pd.Series, cov: pd.DataFrame, current=None, **kw) -> MeanVariance:
+    params = {
+        "max_weight": CAP,
+        "risk_aversion": DELTA,
+        "l2_gamma": GAMMA,
+        "target_volatility": TARGET_VOL,
+        "target_return": TARGET_RET,
+    } | kw
+    return MeanVariance(objective=objective, **params).fit(mu, cov, current)
 
 
 def test_registry():
-    assert set(OBJECTIVES) == {"max_sharpe", "min_volatility", "max_quadratic_utility", "max_return"}
+    assert set(OBJECTIVES) == {*PYPFOPT_OBJECTIVES, "max_return"}
     assert FALLBACK_OBJECTIVE == "min_volatility"
 
 
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "cvxpy"])
 @pytest.mark.parametrize("objective", sorted(OBJECTIVES))
-def test_agrees_with_pypfopt(objective, cov):
+def test_agrees_with_pypfopt(objective, direct, cov, monkeypatch):
+    """Both continuous paths (CLARABEL direct, cvxpy DPP) reproduce PyPortfolioOpt."""
+    monkeypatch.setattr(opt_module, "USE_DIRECT", direct)
     m = _fit(objective, MU, cov)
     assert m.objective_used_ == objective
     assert m.fallback_chain_ == ()
-    ref = _pypfopt_weights(objective, MU, cov)
+    assert m.result_.solver == ("CLARABEL(direct)" if direct else "CLARABEL")
+    ref = _pypfopt(objective, MU, cov)
     np.testing.assert_allclose(m.weights_.to_numpy(), ref.to_numpy(), rtol=0, atol=1e-5)
     assert list(m.weights_.index) == COINS
 
 
-@pytest.mark.parametrize("objective", sorted(OBJECTIVES))
-def test_invariants(objective, cov):
-    w = _fit(objective, MU, cov, min_names=3).weights_
-    assert w.sum() == pytest.approx(1.0, abs=1e-12)
-    assert (w >= 0).all()
-    assert (w <= CAP + 1e-12).all()
-    assert (w >= 1e-4).sum() >= 3
+@pytest.mark.parametrize("objective", ["max_sharpe", "efficient_return", "max_quadratic_utility"])
+def test_risk_free_rate_agrees_with_pypfopt(objective, cov):
+    # Fully invested, (mu - rf)'w = mu'w - rf: only max_sharpe moves; efficient_return's target is total.
+    m = _fit(objective, MU, cov, risk_free_rate=0.05)
+    np.testing.assert_allclose(m.weights_, _pypfopt(objective, MU, cov, rf=0.05), atol=1e-5)
+
+
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "cvxpy"])
+def test_problem_is_built_once_and_resolved(direct, cov, monkeypatch):
+    """One problem per (objective, n[, mixed-integer]); re-solves (in-place CLARABEL data updates,
+    or DPP re-solves) equal fresh solves and PyPortfolioOpt."""
+    monkeypatch.setattr(opt_module, "USE_DIRECT", direct)
+    m = MeanVariance("max_sharpe", max_weight=CAP)
+    rng = np.random.default_rng(3)
+    for seed in range(4):
+        mu = pd.Series(rng.normal(0.2, 0.2, 6), index=COINS)
+        c = _cov(seed + 20)
+        m.fit(mu, c)
+        fresh = MeanVariance("max_sharpe", max_weight=CAP).fit(mu, c)
+        np.testing.assert_allclose(m.weights_, fresh.weights_, atol=1e-7)
+        np.testing.assert_allclose(m.weights_, _pypfopt("max_sharpe", mu, c), atol=1e-5)
+    if direct:
+        assert set(m._direct) == {("max_sharpe", 6)} and not m._problems
+    else:
+        assert set(m._problems) == {("max_sharpe", 6, False)} and not m._direct
+        assert all(p.problem.is_dpp() for p in m._problems.values())
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    objective=st.sampled_from(sorted(OBJECTIVES)),
+    turnover=st.booleans(),
+    cash=st.booleans(),
+)
+def test_direct_path_equals_cvxpy_path(seed, objective, turnover, cash):
+    """The direct CLARABEL assembly is the same problem as the cvxpy one, constraints included."""
+    rng = np.random.default_rng(seed)
+    mu = pd.Series(rng.normal(0.2, 0.3, 6), index=COINS)
+    c = _cov(seed % 50)
+    current = pd.Series(rng.dirichlet(np.ones(6)), index=COINS)
+    kw = {"turnover_limit": 0.3 if turnover else None, "allow_cash": cash, "min_names": 1}
+    fits = []
+    for direct in (True, False):
+        opt_module.USE_DIRECT = direct
+        try:
+            fits.append(_fit(objective, mu, c, current, **kw))
+        finally:
+            opt_module.USE_DIRECT = True
+    fast, ref = fits
+    assert fast.objective_used_ == ref.objective_used_
+    np.testing.assert_allclose(fast.weights_, ref.weights_, atol=2e-5)
+
+
+def test_sqrt_factor_reproduces_a_singular_cov():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3, 5))
+    cov = x.T @ x  # rank 3 of 5
+    f = sqrt_factor(cov)
+    np.testing.assert_allclose(f.T @ f, cov, atol=1e-12)
 
 
 def test_max_return_l2_known_answer(cov):
@@ -118,29 +205,34 @@ def test_all_negative_expected_returns_fall_back_to_min_volatility(cov):
     mu = pd.Series(-0.10, index=COINS)
     m = _fit("max_sharpe", mu, cov)
     assert m.objective_used_ == "min_volatility"
-    assert len(m.fallback_chain_) == 1
-    assert m.fallback_chain_[0].startswith("max_sharpe:")
-    assert "risk-free rate" in m.fallback_chain_[0]
-    pd.testing.assert_series_equal(m.weights_, _fit("min_volatility", mu, cov).weights_)
+    reason = "no portfolio with positive expected excess return under max_weight 0.35, min_names 3"
+    assert m.fallback_chain_ == (f"max_sharpe (CLARABEL infeasible): {reason}",)
     res = m.result_
-    assert isinstance(res, OptimizationResult)
-    assert (res.objective_requested, res.objective_used, res.used_fallback) == (
+    assert isinstance(res, OptimizationResult) and isinstance(res, OptimizationOutcome)
+    assert res.attempts == (
+        Attempt("max_sharpe", "CLARABEL", "infeasible", reason),
+        Attempt("min_volatility", "CLARABEL(direct)", "optimal"),
+    )
+    assert res.describe() == (
+        f"max_sharpe (CLARABEL infeasible): {reason} → min_volatility (CLARABEL(direct) optimal)"
+    )
+    assert (res.objective_requested, res.objective_used, res.used_fallback, res.solver) == (
         "max_sharpe",
         "min_volatility",
         True,
+        "CLARABEL(direct)",
     )
+    pd.testing.assert_series_equal(m.weights_, _fit("min_volatility", mu, cov).weights_)
 
 
 def test_max_sharpe_infeasible_under_the_cap(cov):
     # Only c0 beats the risk-free rate, but the best capped portfolio is
-    # 0.35 × 0.10 + 0.35 × (−0.50) + 0.30 × (−0.50) = −0.29 < 0: no capped portfolio has a positive
-    # excess return, so the max-Sharpe problem is infeasible and min_volatility is used.
+    # 0.35 × 0.10 + 0.35 × (−0.50) + 0.30 × (−0.50) = −0.29 < 0: infeasible → min_volatility.
     mu = pd.Series([0.10, -0.50, -0.50, -0.50, -0.50, -0.50], index=COINS)
+    assert max_attainable_return(mu, CAP) == pytest.approx(-0.29)
     m = _fit("max_sharpe", mu, cov)
     assert m.objective_used_ == "min_volatility"
-    assert len(m.fallback_chain_) == 1
-    assert "no capped portfolio beats the risk-free rate" in m.fallback_chain_[0]
-    assert "-29.00%" in m.fallback_chain_[0]
+    assert "no portfolio with positive expected excess return" in m.fallback_chain_[0]
 
 
 def test_max_sharpe_feasible_with_one_positive_asset(cov):
@@ -154,51 +246,36 @@ def test_max_sharpe_feasible_with_one_positive_asset(cov):
 
 
 def test_risk_free_rate_above_every_return_falls_back(cov):
-    mu = pd.Series(0.02, index=COINS)
-    m = _fit("max_sharpe", mu, cov, risk_free_rate=0.05)
+    m = _fit("max_sharpe", pd.Series(0.02, index=COINS), cov, risk_free_rate=0.05)
     assert m.objective_used_ == "min_volatility"
-    assert "no capped portfolio beats the risk-free rate" in m.fallback_chain_[0]
+    assert "positive expected excess return" in m.fallback_chain_[0]
 
 
-def test_too_few_names_falls_back_to_equal_weight(cov):
-    # max_sharpe holds 3 names and min_volatility 4 (see test_min_weight_held_*); neither reaches 6.
-    m = _fit("max_sharpe", MU, cov, min_names=6)
-    assert m.objective_used_ == "equal_weight"
-    assert m.fallback_chain_ == (
-        "max_sharpe: holds 3 < min_names=6 names",
-        "min_volatility: holds 4 < min_names=6 names",
+def test_target_volatility_below_the_minimum_falls_back(cov):
+    # The minimum volatility is ~0.38 a year, so 0.10 is out of reach fully invested.
+    sigma_mv = math.sqrt(
+        _fit("min_volatility", MU, cov).weights_ @ cov @ _fit("min_volatility", MU, cov).weights_
     )
-    np.testing.assert_allclose(m.weights_.to_numpy(), np.full(6, 1 / 6))
-
-
-def test_solver_failure_is_recorded(cov, monkeypatch):
-    def broken(ef, opt):
-        raise cp.error.SolverError("solver exploded")
-
-    monkeypatch.setitem(OBJECTIVES, "max_quadratic_utility", broken)
-    m = _fit("max_quadratic_utility", MU, cov)
+    assert sigma_mv > 0.3
+    m = _fit("efficient_risk", MU, cov, target_volatility=0.10)
     assert m.objective_used_ == "min_volatility"
-    assert m.fallback_chain_ == ("max_quadratic_utility: solver exploded",)
+    assert "no portfolio with volatility <= target_volatility 10.00%" in m.fallback_chain_[0]
+    m = _fit("efficient_return", MU, cov, target_return=0.50)  # above the best capped 0.3225
+    assert "no portfolio reaches target_return 50.00%" in m.fallback_chain_[0]
 
 
-def test_min_weight_held_zeroes_small_weights_and_redistributes(cov):
-    # min_volatility gives about [0, 0.0574, 0, 0.35, 0.2517, 0.3410]. With min_weight_held 0.08,
-    # c1 is dropped; the rest (sum 0.9426) is re-normalised under the cap: c3 and c5 are capped at
-    # 0.35 and c4 receives the remaining 1 − 0.70 = 0.30.
-    raw = _pypfopt_weights("min_volatility", MU, cov)
-    assert 0.0 < raw["c1"] < 0.08 and raw[["c3", "c4", "c5"]].min() > 0.08
-    m = _fit("min_volatility", MU, cov, min_weight_held=0.08)
-    np.testing.assert_allclose(m.weights_.to_numpy(), [0, 0, 0, 0.35, 0.30, 0.35], atol=1e-9)
-    assert m.fallback_chain_ == ()
-
-
-@pytest.mark.parametrize("objective", sorted(OBJECTIVES))
-def test_min_weight_held_zero_keeps_the_optimum(objective, cov):
-    # A threshold of 0 (allowed by the config) must not turn corner solutions into failures.
-    m = _fit(objective, MU, cov, min_weight_held=0.0)
-    assert m.objective_used_ == objective
-    assert m.fallback_chain_ == ()
-    np.testing.assert_allclose(m.weights_.to_numpy(), _pypfopt_weights(objective, MU, cov), atol=1e-5)
+def test_every_solver_failing_ends_in_equal_weight(cov, monkeypatch):
+    monkeypatch.setattr(opt_module, "SOLVER", "NO_SUCH_SOLVER")
+    monkeypatch.setattr(opt_module, "USE_DIRECT", False)
+    m = _fit("max_quadratic_utility", MU, cov)
+    assert m.objective_used_ == "equal_weight"
+    assert [a.objective for a in m.result_.attempts] == [
+        "max_quadratic_utility",
+        "min_volatility",
+        "equal_weight",
+    ]
+    assert all("solver error" in a.status for a in m.result_.attempts[:2])
+    np.testing.assert_allclose(m.weights_.to_numpy(), np.full(6, 1 / 6))
 
 
 def test_refit_resets_fitted_state(cov):
@@ -209,6 +286,165 @@ def test_refit_resets_fitted_state(cov):
     m.fit(MU, cov)
     assert m.fallback_chain_ == ()
     assert m.objective_used_ == "max_sharpe"
+
+
+# ----------------------------------------------------------------------------- cardinality
+
+
+def _score(objective: str, w: np.ndarray, mu: np.ndarray, s: np.ndarray) -> float:
+    """The objective value to minimise, in the untransformed weights."""
+    return {
+        "max_sharpe": lambda: -(w @ mu) / math.sqrt(w @ s @ w),
+        "min_volatility": lambda: w @ s @ w,
+        "max_quadratic_utility": lambda: -(w @ mu) + DELTA / 2 * (w @ s @ w),
+    }[objective]()
+
+
+def _brute_force(objective: str, mu: pd.Series, cov: pd.DataFrame, k: int, floor: float) -> np.ndarray:
+    """Enumerate every support of >= k names; on each, PyPortfolioOpt with bounds (floor, CAP)."""
+    best, best_w = np.inf, None
+    n = len(mu)
+    for size in range(k, n + 1):
+        for support in itertools.combinations(range(n), size):
+            if size * CAP < 1 or size * floor > 1:
+                continue
+            idx = mu.index[list(support)]
+            try:
+                sub = _pypfopt(objective, mu[idx], cov.loc[idx, idx], bounds=(floor, CAP))
+            except Exception:
+                continue
+            w = sub.reindex(mu.index, fill_value=0.0).to_numpy()
+            value = _score(objective, w, mu.to_numpy(), cov.to_numpy())
+            if value < best:
+                best, best_w = value, w
+    return best_w
+
+
+@pytest.mark.parametrize(
+    ("objective", "k"),
+    [("min_volatility", 5), ("max_sharpe", 4), ("max_sharpe", 5), ("max_quadratic_utility", 5)],
+)
+def test_cardinality_equals_brute_force(objective, k, cov):
+    # The continuous optima hold 3 (max_sharpe, mqu) and 4 (min_volatility) names, so k binds.
+    floor = 0.05
+    relaxed = _fit(objective, MU, cov, min_names=1, min_weight_held=0).weights_
+    assert (relaxed > 1e-6).sum() < k
+    m = _fit(objective, MU, cov, min_names=k, min_weight_held=floor)
+    assert m.objective_used_ == objective and m.result_.solver == "SCIP"
+    w = m.weights_.to_numpy()
+    held = w > 0
+    assert held.sum() >= k and (w[held] >= floor - 1e-7).all()
+    ref = _brute_force(objective, MU, cov, k, floor)
+    s = cov.to_numpy()
+    assert _score(objective, w, MU.to_numpy(), s) <= _score(objective, ref, MU.to_numpy(), s) + 1e-6
+    np.testing.assert_allclose(w, ref, atol=2e-4)
+
+
+def test_small_weights_are_not_held(cov):
+    # min_volatility holds c1 at ~0.057; with min_weight_held 0.08 c1 must be 0 or >= 0.08.
+    raw = _pypfopt("min_volatility", MU, cov)
+    assert 0.0 < raw["c1"] < 0.08
+    m = _fit("min_volatility", MU, cov, min_weight_held=0.08)
+    w = m.weights_
+    assert w["c1"] == 0 or w["c1"] >= 0.08 - 1e-7
+    assert m.result_.solver == "SCIP"
+    ref = _brute_force("min_volatility", MU, cov, 3, 0.08)
+    np.testing.assert_allclose(w.to_numpy(), ref, atol=2e-4)
+
+
+# ----------------------------------------------------------------------------- turnover and cash
+
+
+@pytest.mark.parametrize("objective", ["min_volatility", "max_quadratic_utility", "efficient_return"])
+def test_turnover_limit_agrees_with_pypfopt(objective, cov):
+    current = pd.Series([0.3, 0.3, 0.2, 0.2, 0.0, 0.0], index=COINS)
+    tau = 0.3
+    m = _fit(objective, MU, cov, current, turnover_limit=tau, min_names=1, min_weight_held=0)
+    w = m.weights_
+    assert np.abs(w - current).sum() <= tau + 1e-7
+    assert np.abs(_fit(objective, MU, cov).weights_ - current).sum() > tau  # the limit binds
+    ref = _pypfopt(objective, MU, cov, constraints=[lambda x: cp.norm1(x - current.to_numpy()) <= tau])
+    np.testing.assert_allclose(w.to_numpy(), ref.to_numpy(), atol=1e-5)
+
+
+def test_turnover_limit_on_max_sharpe_is_homogenised(cov):
+    current = pd.Series([0.3, 0.3, 0.2, 0.2, 0.0, 0.0], index=COINS)
+    free = _fit("max_sharpe", MU, cov).weights_
+    tight = _fit("max_sharpe", MU, cov, current, turnover_limit=0.3)
+    w = tight.weights_
+    assert tight.objective_used_ == "max_sharpe"
+    assert np.abs(w - current).sum() == pytest.approx(0.3, abs=1e-6)  # binding
+    s = cov.to_numpy()
+
+    def sharpe(x):
+        return (x @ MU.to_numpy()) / math.sqrt(x @ s @ x)
+
+    # Best Sharpe on the turnover ball: no feasible point found by SLSQP beats it.
+    cons = [
+        {"type": "eq", "fun": lambda x: x.sum() - 1.0},
+        {"type": "ineq", "fun": lambda x: 0.3 - np.abs(x - current.to_numpy()).sum()},
+    ]
+    ref = minimize(
+        lambda x: -sharpe(x), current.to_numpy(), bounds=[(0, CAP)] * 6, constraints=cons, method="SLSQP"
+    )
+    assert sharpe(w.to_numpy()) >= -ref.fun - 1e-5
+    assert sharpe(w.to_numpy()) < sharpe(free.to_numpy())
+
+
+def test_cash_when_nothing_is_worth_holding(cov):
+    # Every excess return negative: quadratic utility wants no risky asset, but min_names 3 still
+    # binds, so exactly three names are held at the minimum weight 1e-4 and the rest is cash.
+    m = _fit("max_quadratic_utility", pd.Series(-0.1, index=COINS), cov, allow_cash=True)
+    assert m.objective_used_ == "max_quadratic_utility"
+    np.testing.assert_allclose(np.sort(m.weights_.to_numpy()), [0, 0, 0, 1e-4, 1e-4, 1e-4], atol=1e-9)
+    m = _fit("max_quadratic_utility", pd.Series(-0.1, index=COINS), cov, allow_cash=True, min_names=1)
+    np.testing.assert_allclose(np.sort(m.weights_.to_numpy()), [0, 0, 0, 0, 0, 1e-4], atol=1e-9)
+
+
+def test_cash_reaches_a_low_target_volatility(cov):
+    # Fully invested, 10% volatility is infeasible; with cash the optimum scales the risky sleeve
+    # down until the volatility constraint binds at exactly 10%.
+    m = _fit("efficient_risk", MU, cov, target_volatility=0.10, allow_cash=True)
+    w = m.weights_
+    assert m.objective_used_ == "efficient_risk"
+    assert math.sqrt(w @ cov @ w) == pytest.approx(0.10, rel=1e-5)
+    assert 0 < w.sum() < 1
+    # max_sharpe and min_volatility stay fully invested even with allow_cash.
+    assert _fit("max_sharpe", MU, cov, allow_cash=True).weights_.sum() == pytest.approx(1.0, abs=1e-9)
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"min_weight_held": 0.3, "min_names": 4}, r"min_weight_held=0\.3 x min_names=4 > 1"),
+        ({"min_weight_held": 0.5}, r"min_weight_held=0\.5 must be in \[0, max_weight=0\.35\]"),
+        ({"turnover_limit": 0.0}, r"turnover_limit=0\.0 must be > 0"),
+        ({"min_names": 0}, r"min_names=0"),
+        ({"max_weight": 0.0}, r"max_weight=0\.0"),
+    ],
+)
+def test_infeasible_constraint_sets_raise_config_errors(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        PortfolioConstraints(**({"max_weight": 0.35} | kwargs))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"objective": "nope"}, r"unknown 'nope'"),
+        ({"objective": "efficient_risk"}, r"target_volatility=None must be > 0"),
+        ({"objective": "efficient_risk", "target_volatility": -0.1}, r"target_volatility=-0\.1"),
+        ({"objective": "efficient_return", "target_return": 0.0}, r"target_return=0\.0 must be > 0"),
+        ({"risk_aversion": 0.0}, r"risk_aversion=0\.0 must be > 0"),
+        ({"l2_gamma": -1.0}, r"l2_gamma=-1\.0 must be >= 0"),
+    ],
+)
+def test_bad_settings_raise_config_errors(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        MeanVariance(**kwargs)
 
 
 @pytest.mark.parametrize(
@@ -257,22 +493,58 @@ def test_to_annual_expected_returns_known_answer():
     assert opt_module.to_annual_expected_returns is to_annual_expected_returns
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(
     mu=st.lists(st.floats(-1.0, 1.0, allow_nan=False), min_size=6, max_size=6),
     objective=st.sampled_from(sorted(OBJECTIVES)),
     cap=st.sampled_from([0.2, 0.35, 0.5, 1.0]),
+    min_names=st.integers(1, 6),
+    floor=st.sampled_from([0.0, 1e-4, 0.05]),
+    turnover=st.sampled_from([None, 0.4, 1.0]),
+    drift_seed=st.integers(0, 3),
 )
-def test_property_weights_always_valid(mu, objective, cap):
-    rng = np.random.default_rng(11)
-    mix = rng.normal(size=(6, 6)) * 0.02
-    daily = rng.normal(size=(200, 6)) @ mix
-    cov = pd.DataFrame(np.cov(daily, rowvar=False) * 365, index=COINS, columns=COINS)
-    m = MeanVariance(objective=objective, max_weight=cap, min_names=3).fit(pd.Series(mu, index=COINS), cov)
+def test_property_weights_satisfy_every_constraint(
+    mu, objective, cap, min_names, floor, turnover, drift_seed
+):
+    cov = _cov(11, days=200)
+    current = pd.Series(np.random.default_rng(drift_seed).dirichlet(np.ones(6)), index=COINS)
+    m = _fit(
+        objective,
+        pd.Series(mu, index=COINS),
+        cov,
+        current,
+        max_weight=cap,
+        min_names=min_names,
+        min_weight_held=floor,
+        turnover_limit=turnover,
+        target_volatility=0.6,
+        target_return=0.1,
+    )
     w = m.weights_
     assert list(w.index) == COINS
     assert w.sum() == pytest.approx(1.0, abs=1e-9)
-    assert (w >= 0).all() and (w <= cap + 1e-9).all()
-    assert (w >= 1e-4).sum() >= 3
+    assert (w >= 0).all()
     assert m.objective_used_ in {objective, "min_volatility", "equal_weight"}
     assert (m.objective_used_ == objective) == (m.fallback_chain_ == ())
+    assert len(m.result_.attempts) == len(m.fallback_chain_) + 1
+    if m.objective_used_ != "equal_weight":
+        assert (w <= cap + 1e-7).all()
+        held = w > 0
+        assert held.sum() >= min_names
+        assert (w[held] >= max(floor, 1e-5) * (1 - 1e-6) - 1e-9).all()
+        if turnover is not None:
+            assert np.abs(w - current).sum() <= turnover + 1e-6
+
+
+def test_turnover_budget_is_spent_on_forced_sales_first(cov):
+    # 0.1 of the drifted portfolio sits in a name that left the universe: selling it uses 0.1 of the
+    # 0.3 limit, so the names that stay may move by 0.2 in total.
+    current = pd.Series([0.3, 0.3, 0.2, 0.1, 0.0, 0.0, 0.1], index=[*COINS, "gone"])
+    m = _fit("min_volatility", MU, cov, current, turnover_limit=0.3, min_names=1, min_weight_held=0)
+    inside = current.reindex(COINS)
+    assert np.abs(m.weights_ - inside).sum() == pytest.approx(0.2, abs=1e-6)
+    ref = _fit("min_volatility", MU, cov, inside / 1.0, turnover_limit=0.2, min_names=1, min_weight_held=0)
+    np.testing.assert_allclose(m.weights_, ref.weights_, atol=1e-7)
+    # Opening the portfolio (no current weights): the limit does not apply.
+    opening = _fit("min_volatility", MU, cov, None, turnover_limit=0.3)
+    np.testing.assert_allclose(opening.weights_, _fit("min_volatility", MU, cov).weights_, atol=1e-9)

@@ -96,7 +96,7 @@ def test_forecast_strategy_chain_includes_optimizer_fallbacks(cov):
     assert res.objective_used == "min_volatility"
     assert len(res.fallback_chain) == 2
     assert res.fallback_chain[0] == "no forecast for ['ripple']: left out"
-    assert "risk-free rate" in res.fallback_chain[1]
+    assert "positive expected excess return" in res.fallback_chain[1]
 
 
 @pytest.mark.parametrize(
@@ -157,3 +157,18 @@ def test_context_is_frozen(cov):
     ctx = _ctx(cov)
     with pytest.raises(AttributeError):
         ctx.is_reconstitution = True  # type: ignore[misc]
+
+
+def test_forecast_strategy_passes_drifted_weights_to_the_turnover_limit(cov):
+    current = pd.Series(1 / 6, index=UNIVERSE)
+    opt = MeanVariance("max_sharpe", turnover_limit=0.2)
+    ctx = _ctx(cov, {"gru": MU})
+    free = ForecastStrategy("gru", MeanVariance("max_sharpe")).target(ctx)
+    limited = ForecastStrategy("gru", opt).target(ctx, current)
+    assert np.abs(free.weights - current).sum() > 0.2
+    assert np.abs(limited.weights - current).sum() == pytest.approx(0.2, abs=1e-6)
+    assert limited.objective_used == "max_sharpe" and limited.solver == "CLARABEL(direct)"
+    # Benchmarks ignore the current weights.
+    pd.testing.assert_series_equal(
+        EqualWeightStrategy().target(ctx, current).weights, EqualWeightStrategy().target(ctx).weights
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar, Literal
 
 import pandas as pd
@@ -70,7 +70,8 @@ class Strategy(ABC):
         return self.rebalance_on == "every" or ctx.is_reconstitution
 
     @abstractmethod
-    def target(self, ctx: RebalanceContext) -> OptimizationResult: ...
+    def target(self, ctx: RebalanceContext, current_weights: pd.Series | None = None) -> OptimizationResult:
+        """Target weights at ``ctx.date``; ``current_weights``: drifted holdings (None at the start)."""
 
 
 class ForecastStrategy(Strategy):
@@ -85,7 +86,7 @@ class ForecastStrategy(Strategy):
         self.optimizer = optimizer
         self.objective = optimizer.objective
 
-    def target(self, ctx: RebalanceContext) -> OptimizationResult:
+    def target(self, ctx: RebalanceContext, current_weights: pd.Series | None = None) -> OptimizationResult:
         mu = ctx.expected_returns.get(self.name, pd.Series(dtype=float)).reindex(ctx.universe)
         missing = list(mu.index[mu.isna()])
         chain = [f"no forecast for {missing}: left out"] if missing else []
@@ -95,11 +96,9 @@ class ForecastStrategy(Strategy):
             chain.append("too few forecasts for the weight cap: equal weight")
             return OptimizationResult(weights, self.objective, "equal_weight", tuple(chain))
         cov = ctx.cov_matrix.loc[mu.index, mu.index]
-        res = self.optimizer.fit(mu, cov).result_
+        res = self.optimizer.fit(mu, cov, current_weights).result_
         weights = res.weights.reindex(ctx.universe, fill_value=0.0)
-        return OptimizationResult(
-            weights, self.objective, res.objective_used, tuple(chain) + res.fallback_chain
-        )
+        return replace(res, weights=weights, fallback_chain=tuple(chain) + res.fallback_chain)
 
 
 class MarketCapStrategy(Strategy):
@@ -111,7 +110,7 @@ class MarketCapStrategy(Strategy):
     def __init__(self, max_weight: float = 0.35) -> None:
         self.max_weight = max_weight
 
-    def target(self, ctx: RebalanceContext) -> OptimizationResult:
+    def target(self, ctx: RebalanceContext, current_weights: pd.Series | None = None) -> OptimizationResult:
         weights = capped_weights(ctx.market_caps.reindex(ctx.universe), self.max_weight)
         return OptimizationResult(weights, "market_cap", "market_cap")
 
@@ -121,7 +120,7 @@ class EqualWeightStrategy(Strategy):
 
     name = "equal_weight"
 
-    def target(self, ctx: RebalanceContext) -> OptimizationResult:
+    def target(self, ctx: RebalanceContext, current_weights: pd.Series | None = None) -> OptimizationResult:
         weights = pd.Series(1.0 / len(ctx.universe), index=ctx.universe)
         return OptimizationResult(weights, "equal_weight", "equal_weight")
 
