@@ -271,3 +271,21 @@ def test_sharpe_is_scale_invariant(values, scale):
         assert math.isnan(scaled)
     else:
         assert scaled == pytest.approx(base, rel=1e-9, abs=1e-12)
+
+
+def test_agrees_with_quantstats_at_365_and_differs_at_its_252_default(noisy):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # quantstats warns on newer pandas
+        import quantstats as qs
+
+        ours = performance_metrics(noisy)
+        assert ours["sharpe"] == pytest.approx(qs.stats.sharpe(noisy, periods=365), rel=1e-10)
+        assert ours["sortino"] == pytest.approx(qs.stats.sortino(noisy, periods=365), rel=1e-10)
+        assert ours["annual_volatility"] == pytest.approx(qs.stats.volatility(noisy, periods=365), rel=1e-10)
+        assert ours["max_drawdown"] == pytest.approx(qs.stats.max_drawdown(noisy), rel=1e-10)
+        assert ours["cagr"] == pytest.approx(qs.stats.cagr(noisy, periods=365), rel=1e-10)
+        # quantstats annualises with 252 trading days by default; crypto trades 365 days a year
+        assert ours["sharpe"] == pytest.approx(qs.stats.sharpe(noisy) * math.sqrt(365 / 252), rel=1e-10)
+        assert ours["annual_volatility"] == pytest.approx(
+            qs.stats.volatility(noisy) * math.sqrt(365 / 252), rel=1e-10
+        )

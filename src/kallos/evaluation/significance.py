@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -22,12 +22,9 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from kallos.evaluation.metrics import _is_constant as _constant
-from kallos.evaluation.metrics import _iso_date
 from kallos.exceptions import ConfigError, DataValidationError
-from kallos.types import PERIODS_PER_YEAR
 
 __all__ = [
-    "PAIRWISE_TESTS",
     "TestResult",
     "adjust_pvalues",
     "cohens_d",
@@ -36,7 +33,6 @@ __all__ = [
     "mann_whitney",
     "newey_west_maxlags",
     "paired_t_hac",
-    "pairwise_tests",
     "variance_test",
 ]
 
@@ -169,13 +165,18 @@ def paired_t_hac(a: pd.Series, b: pd.Series, maxlags: int | None = None) -> Test
     """
     if maxlags is not None and maxlags < 0:
         raise ValueError(f"maxlags must be non-negative, got {maxlags}")
-    name = "t_test_hac"
     pairs = _align(a, b)
-    d = (pairs["a"] - pairs["b"]).to_numpy()
+    return _t_hac_arrays(pairs["a"].to_numpy(), pairs["b"].to_numpy(), maxlags)
+
+
+def _t_hac_arrays(x: np.ndarray, y: np.ndarray, maxlags: int | None = None) -> TestResult:
+    """:func:`paired_t_hac` on aligned NaN-free arrays."""
+    name = "t_test_hac"
+    d = x - y
     n = int(d.size)
     lags = newey_west_maxlags(n) if maxlags is None else int(maxlags)
     mean_diff = float(d.mean()) if n else _NAN
-    scale = float(pairs.abs().to_numpy().max()) if n else 0.0
+    scale = max(float(np.abs(x).max()), float(np.abs(y).max())) if n else 0.0
     if n < _MIN_OBS or _constant(d, scale):
         return _nan_result(name, n, mean_diff=mean_diff, maxlags=lags)
     fit = sm.OLS(d, np.ones((n, 1))).fit(
@@ -234,9 +235,13 @@ def jobson_korkie_memmel(a: pd.Series, b: pd.Series) -> TestResult:
     .. [3] Ledoit, O. and Wolf, M. (2008). "Robust performance hypothesis testing with the
        Sharpe ratio". Journal of Empirical Finance, 15(5), 850-859.
     """
-    name = "jobson_korkie_memmel"
     pairs = _align(a, b)
-    x, y = pairs["a"].to_numpy(), pairs["b"].to_numpy()
+    return _jkm_arrays(pairs["a"].to_numpy(), pairs["b"].to_numpy())
+
+
+def _jkm_arrays(x: np.ndarray, y: np.ndarray) -> TestResult:
+    """:func:`jobson_korkie_memmel` on aligned NaN-free arrays."""
+    name = "jobson_korkie_memmel"
     n = int(x.size)
     if n < _MIN_OBS or _constant(x) or _constant(y):
         return _nan_result(name, n)
@@ -267,16 +272,32 @@ def _both_constant(pairs: pd.DataFrame) -> bool:
 
 def _scipy_two_sample(name: str, a: pd.Series, b: pd.Series, func: Callable[..., Any]) -> TestResult:
     pairs = _align(a, b)
-    n = len(pairs)
-    if n < _MIN_OBS or _both_constant(pairs):
+    return _two_sample_arrays(name, pairs["a"].to_numpy(), pairs["b"].to_numpy(), func)
+
+
+def _two_sample_arrays(name: str, x: np.ndarray, y: np.ndarray, func: Callable[..., Any]) -> TestResult:
+    n = int(x.size)
+    if n < _MIN_OBS or (_constant(x) and _constant(y)):
         return _nan_result(name, n)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        res = func(pairs["a"].to_numpy(), pairs["b"].to_numpy())
+        res = func(x, y)
     statistic, p_value = float(res.statistic), float(res.pvalue)
     if not (math.isfinite(statistic) and math.isfinite(p_value)):
         return _nan_result(name, n)
     return TestResult(test=name, statistic=statistic, p_value=p_value, n=n)
+
+
+def _ks_2samp(x: np.ndarray, y: np.ndarray) -> Any:
+    return stats.ks_2samp(x, y, alternative="two-sided")
+
+
+def _mannwhitneyu(x: np.ndarray, y: np.ndarray) -> Any:
+    return stats.mannwhitneyu(x, y, alternative="two-sided")
+
+
+def _brown_forsythe(x: np.ndarray, y: np.ndarray) -> Any:
+    return stats.levene(x, y, center="median")
 
 
 def ks_test(a: pd.Series, b: pd.Series) -> TestResult:
@@ -307,9 +328,7 @@ def ks_test(a: pd.Series, b: pd.Series) -> TestResult:
     .. [2] SciPy ``scipy.stats.ks_2samp``,
        https://docs.scipy.org/doc/scipy/reference/generated/scipy.stats.ks_2samp.html
     """
-    return _scipy_two_sample(
-        "kolmogorov_smirnov", a, b, lambda x, y: stats.ks_2samp(x, y, alternative="two-sided")
-    )
+    return _scipy_two_sample("kolmogorov_smirnov", a, b, _ks_2samp)
 
 
 def mann_whitney(a: pd.Series, b: pd.Series) -> TestResult:
@@ -340,9 +359,7 @@ def mann_whitney(a: pd.Series, b: pd.Series) -> TestResult:
     .. [2] SciPy ``scipy.stats.mannwhitneyu``,
        https://docs.scipy.org/doc/scipy/reference/generated/scipy.stats.mannwhitneyu.html
     """
-    return _scipy_two_sample(
-        "mann_whitney_u", a, b, lambda x, y: stats.mannwhitneyu(x, y, alternative="two-sided")
-    )
+    return _scipy_two_sample("mann_whitney_u", a, b, _mannwhitneyu)
 
 
 def variance_test(a: pd.Series, b: pd.Series) -> TestResult:
@@ -372,7 +389,7 @@ def variance_test(a: pd.Series, b: pd.Series) -> TestResult:
     .. [2] SciPy ``scipy.stats.levene``,
        https://docs.scipy.org/doc/scipy/reference/generated/scipy.stats.levene.html
     """
-    return _scipy_two_sample("brown_forsythe", a, b, lambda x, y: stats.levene(x, y, center="median"))
+    return _scipy_two_sample("brown_forsythe", a, b, _brown_forsythe)
 
 
 def cohens_d(a: pd.Series, b: pd.Series) -> float:
@@ -456,118 +473,20 @@ def adjust_pvalues(p: Sequence[float] | np.ndarray | pd.Series, method: str) -> 
     if np.any((values[finite] < 0.0) | (values[finite] > 1.0)):
         raise DataValidationError(f"p-values must lie in [0, 1], got {values[finite].tolist()}")
     if finite.any():
-        out[finite] = multipletests(values[finite], method=method)[1]
+        out[finite] = (
+            _holm(values[finite]) if method == "holm" else multipletests(values[finite], method=method)[1]
+        )
     return out
 
 
-PAIRWISE_TESTS: Final[dict[str, Callable[[pd.Series, pd.Series], TestResult]]] = {
-    "t_test_hac": paired_t_hac,
-    "jobson_korkie_memmel": jobson_korkie_memmel,
-    "kolmogorov_smirnov": ks_test,
-    "mann_whitney_u": mann_whitney,
-    "brown_forsythe": variance_test,
-}
-"""Name -> pairwise test; each takes ``(a, b)`` daily return series and returns a :class:`TestResult`."""
+def _holm(p: np.ndarray) -> np.ndarray:
+    """Holm step-down adjusted p-values: ``max_{j<=i} min(1, (m - j + 1) p_(j))`` in sorted order.
 
-
-def pairwise_tests(
-    returns: pd.DataFrame,
-    pairs: Sequence[tuple[str, str]],
-    *,
-    groups: Mapping[tuple[str, str], str] | None = None,
-    alpha: float = 0.05,
-    tests: Sequence[str] | None = None,
-    periods_per_year: int = PERIODS_PER_YEAR,
-) -> pd.DataFrame:
-    """Run every registered test on every pair of strategies, with Holm and BH corrections.
-
-    Parameters
-    ----------
-    returns : pd.DataFrame of shape (n_days, n_strategies)
-        Daily simple net returns, one column per strategy, indexed by date.
-    pairs : sequence of (str, str)
-        Column pairs ``(a, b)`` to compare; each test is on ``a`` versus ``b``.
-    groups : mapping of (str, str) to str, optional
-        Label per pair (e.g. the portfolio objective) written to the ``group`` column;
-        pairs not in the mapping get ``""``.
-    alpha : float, default 0.05
-        Family-wise level for the ``significant`` flag.
-    tests : sequence of str, optional
-        Names from :data:`PAIRWISE_TESTS` to run (default: all, in registry order).
-    periods_per_year : int, default 365
-        Periods per year used to annualise ``mean_diff_annual``.
-
-    Returns
-    -------
-    pd.DataFrame
-        One row per (pair, test), columns ``group, a, b, test, statistic, p_value, p_holm,
-        p_bh, significant, n, start, end, cohens_d, mean_diff_annual``. ``p_holm`` and
-        ``p_bh`` adjust over the whole family (all rows of this call together).
-        ``significant`` is ``p_holm < alpha`` (False where ``p_holm`` is NaN). ``start`` and
-        ``end`` are ISO dates of the pair's common sample ("" if empty). ``cohens_d`` (daily,
-        see :func:`cohens_d`) and ``mean_diff_annual`` (``mean(a - b) * periods_per_year``,
-        arithmetic, simple returns) are per pair, repeated on each of its rows.
-
-    Raises
-    ------
-    ConfigError
-        If a name in ``tests`` is not registered, or ``alpha`` is not in ``(0, 1)``.
-    DataValidationError
-        If a pair names a column that ``returns`` lacks.
-
-    References
-    ----------
-    .. [1] Holm, S. (1979). "A Simple Sequentially Rejective Multiple Test Procedure".
-       Scandinavian Journal of Statistics, 6(2), 65-70.
-    .. [2] Benjamini, Y. and Hochberg, Y. (1995). "Controlling the False Discovery Rate".
-       Journal of the Royal Statistical Society B, 57(1), 289-300.
+    Same numbers as ``multipletests(p, method="holm")`` (the tests check it), without the
+    ``gc.collect()`` call statsmodels 0.15 makes on that path (hundreds of ms in a large process).
     """
-    if not 0.0 < alpha < 1.0:
-        raise ConfigError(f"alpha must lie in (0, 1), got {alpha}")
-    names = list(PAIRWISE_TESTS) if tests is None else list(tests)
-    unknown = [name for name in names if name not in PAIRWISE_TESTS]
-    if unknown:
-        raise ConfigError(f"unknown pairwise test(s) {unknown}; registered: {sorted(PAIRWISE_TESTS)}")
-    for pair in pairs:
-        missing = [col for col in pair if col not in returns.columns]
-        if missing:
-            raise DataValidationError(f"returns has no column {missing[0]!r} (pair {pair})")
-    labels = {} if groups is None else dict(groups)
-
-    rows: list[dict[str, Any]] = []
-    for col_a, col_b in pairs:
-        a, b = returns[col_a], returns[col_b]
-        common = _align(a, b)
-        n_common = len(common)
-        start = common.index[0] if n_common else None
-        end = common.index[-1] if n_common else None
-        mean_diff = float((common["a"] - common["b"]).mean()) if n_common else _NAN
-        pair_info = {
-            "group": labels.get((col_a, col_b), ""),
-            "a": col_a,
-            "b": col_b,
-            "start": _iso_date(start) if n_common else "",
-            "end": _iso_date(end) if n_common else "",
-            "cohens_d": cohens_d(a, b),
-            "mean_diff_annual": mean_diff * periods_per_year,
-        }
-        for name in names:
-            result = PAIRWISE_TESTS[name](a, b)
-            rows.append(
-                {
-                    **pair_info,
-                    "test": name,
-                    "statistic": result.statistic,
-                    "p_value": result.p_value,
-                    "n": result.n,
-                }
-            )
-
-    frame = pd.DataFrame(rows, columns=list(_PAIRWISE_COLUMNS))
-    frame["n"] = frame["n"].astype("int64")
-    for col in ("statistic", "p_value", "cohens_d", "mean_diff_annual"):
-        frame[col] = frame[col].astype(float)
-    frame["p_holm"] = adjust_pvalues(frame["p_value"].to_numpy(), "holm")
-    frame["p_bh"] = adjust_pvalues(frame["p_value"].to_numpy(), "fdr_bh")
-    frame["significant"] = (frame["p_holm"] < alpha).astype(bool)
-    return frame
+    order = np.argsort(p, kind="stable")
+    ranked = np.minimum(1.0, np.maximum.accumulate(p[order] * np.arange(p.size, 0, -1)))
+    out = np.empty_like(ranked)
+    out[order] = ranked
+    return out
