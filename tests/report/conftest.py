@@ -340,6 +340,7 @@ def build_study(
             "models": {"trained": 8, "folds": 2},
         },
     }
+    results.update(contract_keys(results, returns_net, rng, coins))
     frames = ReportFrames(
         returns_net=returns_net,
         returns_gross=returns_gross,
@@ -348,6 +349,154 @@ def build_study(
         forecasts=forecasts,
     )
     return results, frames
+
+
+def contract_keys(
+    results: dict[str, Any], returns_net: pd.DataFrame, rng: np.random.Generator, coins: tuple[str, ...]
+) -> dict[str, Any]:
+    """The issue-5 statistics keys (contract5.md) and the issue-3 ``universe`` key, made up but consistent."""
+    keys = list(returns_net.columns)
+    pairwise = results["tests"]["pairwise"]
+    for row in pairwise:
+        row["objective"] = row["group"]
+        row["effect"] = row["cohens_d"]
+        row["ci_low"], row["ci_high"] = row["cohens_d"] - 0.2, row["cohens_d"] + 0.2
+        row["effect_name"] = "sharpe_diff"
+    # one row significant under BH only: p_holm >= alpha > p_bh
+    bh_only = next(r for r in pairwise if not r["significant"])
+    bh_only.update(p_value=0.01, p_holm=0.06, p_bh=0.03)
+    results["tests"]["family_size"] = len(pairwise)
+    effects, verdicts = [], []
+    for row in pairwise:
+        diff = returns_net[row["a"]] - returns_net[row["b"]]
+        d = float(diff.mean() / diff.std())
+        effects.append(
+            {
+                "objective": row["objective"],
+                "a": row["a"],
+                "b": row["b"],
+                "cohens_d": d,
+                "d_ci_low": d - 0.18,
+                "d_ci_high": d + 0.18,
+                "sharpe_diff": 0.4,
+                "sharpe_diff_ci_low": -0.3,
+                "sharpe_diff_ci_high": 1.1,
+            }
+        )
+        verdict = "a better" if row["significant"] else "no difference"
+        verdicts.append(
+            {
+                "objective": row["objective"],
+                "a": row["a"],
+                "b": row["b"],
+                "verdict": verdict,
+                "reason": "Holm-adjusted p < 0.05 and CI excludes 0" if row["significant"] else "CI spans 0",
+                "n_days": len(returns_net),
+                "min_track_record_days": 412.0 if row["significant"] else None,
+            }
+        )
+    verdicts[-1]["verdict"] = "inconclusive"
+    sharpe = {}
+    for key in keys:
+        r = returns_net[key]
+        sr = float(r.mean() / r.std() * math.sqrt(365))
+        sharpe[key] = {
+            "sharpe": sr,
+            "psr": float(rng.uniform(0.5, 0.99)),
+            "dsr": float(rng.uniform(0.1, 0.9)),
+            "n_trials": 24,
+            "min_track_record_days": float(rng.uniform(100, 900)),
+            "skew": float(r.skew()),
+            "kurtosis": float(r.kurt()),
+        }
+    sharpe[SIGNIFICANT_PAIR[0]]["dsr"] = 0.97
+    regime_of = np.where(returns_net["market_cap"].rolling(20, min_periods=1).mean() > 0, "bull", "bear")
+    metrics, regime_tests = [], []
+    for regime in ("bull", "bear"):
+        mask = regime_of == regime
+        for key in keys:
+            r = returns_net.loc[mask, key]
+            metrics.append(
+                {
+                    "regime": regime,
+                    "key": key,
+                    "n_days": int(mask.sum()),
+                    "cagr": float((1 + r).prod() - 1),
+                    "sharpe": float(r.mean() / r.std() * math.sqrt(365)),
+                    "volatility": float(r.std() * math.sqrt(365)),
+                    "max_drawdown": float(((1 + r).cumprod() / (1 + r).cumprod().cummax() - 1).min()),
+                }
+            )
+        for row in pairwise[:2]:
+            regime_tests.append({**row, "regime": regime})
+    quarters = []
+    for key in keys:
+        for q, r in returns_net[key].groupby(returns_net.index.to_period("Q")):
+            quarters.append(
+                {
+                    "quarter": str(q),
+                    "key": key,
+                    "return": float((1 + r).prod() - 1),
+                    "sharpe": float(r.mean() / r.std() * math.sqrt(365)),
+                    "volatility": float(r.std() * math.sqrt(365)),
+                }
+            )
+    constituents = []
+    for m in results["data"]["universe"]:
+        for c in m["constituents"]:
+            absent = c["coin_id"] == coins[-1]
+            constituents.append(
+                {
+                    "month": m["month"],
+                    "selection_date": m["selection_date"],
+                    "coin_id": c["coin_id"],
+                    "rank": c["rank"],
+                    "market_cap": c["market_cap"],
+                    "mcap_source": "binance_supply" if absent else "coingecko",
+                    "in_coingecko": not absent,
+                    "benchmark_weight": c["benchmark_weight"],
+                }
+            )
+    return {
+        "effects": effects,
+        "verdicts": verdicts,
+        "sharpe": sharpe,
+        "trials": {"n_trials": 24, "from_tuning": 16, "variants": len(keys), "source": "optuna"},
+        "overfitting": {
+            "pbo": 0.35,
+            "n_variants": 6,
+            "n_splits": 70,
+            "logits": [float(x) for x in rng.normal(0.4, 1.0, 70)],
+        },
+        "regimes": {
+            "definition": "bull if the 20-day mean market_cap return is above 0, else bear",
+            "days": {"bull": int((regime_of == "bull").sum()), "bear": int((regime_of == "bear").sum())},
+            "metrics": metrics,
+            "tests": regime_tests,
+        },
+        "quarters": quarters,
+        "universe": {
+            "method": "market_cap",
+            "top_n": len(coins),
+            "mcap_sources": {
+                c: ("binance close × circulating supply" if c == coins[-1] else "coingecko market_cap")
+                for c in coins
+            },
+            "constituents": constituents,
+            "reconciliation": {
+                "threshold": 0.05,
+                "flagged": [
+                    {
+                        "coin_id": coins[0],
+                        "month": "2023-02",
+                        "mean_abs_divergence": 0.061,
+                        "max_abs_divergence": 0.12,
+                        "n_days": 28,
+                    }
+                ],
+            },
+        },
+    }
 
 
 @pytest.fixture(scope="module")

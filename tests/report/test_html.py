@@ -22,11 +22,19 @@ SECTION_HEADINGS = [
     "Kallos study report",
     "Configuration",
     "Data coverage",
+    "Universe construction",
     "Cumulative returns",
     "Drawdowns",
+    "Rolling Sharpe ratio",
     "Performance metrics",
     "Portfolio weights",
+    "Turnover",
+    "Decision fallbacks",
     "Pairwise tests",
+    "Verdicts and effect sizes",
+    "Sharpe inference and overfitting",
+    "Market regimes",
+    "Quarterly breakdown",
     "Forecast accuracy",
     "Forecast residuals",
 ]
@@ -89,8 +97,20 @@ def test_report_references_no_external_resource(report_html: str) -> None:
 def test_each_figure_div_has_one_newplot_call(report_html: str) -> None:
     rest = _without_plotlyjs(report_html)
     ids = re.findall(r'<div id="(fig-[^"]+)" class="plotly-graph-div"', rest)
-    assert set(ids) == {"fig-universe", "fig-cumulative", "fig-drawdowns", "fig-weights", "fig-da-quarter",
-                        "fig-residuals"}  # fmt: skip
+    assert set(ids) == {
+        "fig-universe",
+        "fig-universe-pit",
+        "fig-cumulative",
+        "fig-drawdowns",
+        "fig-rolling-sharpe",
+        "fig-weights",
+        "fig-turnover",
+        "fig-pbo-logits",
+        "fig-regimes",
+        "fig-quarters",
+        "fig-da-quarter",
+        "fig-residuals",
+    }
     assert rest.count("Plotly.newPlot(") == len(ids)
 
 
@@ -174,11 +194,16 @@ def test_significant_rows_highlighted(study: tuple[dict[str, Any], ReportFrames]
         assert 'class="sig"' in attrs
         assert cells[-1] == "yes"
         assert "e−" in cells[_headers(table).index("p (Holm)")]  # tiny p-values in scientific notation
+    bh_only = [r for r in not_sig if r["p_bh"] < tests["alpha"]]
+    assert len(bh_only) == 1  # the fixture has one row significant under BH but not Holm
     for r in not_sig:
         attrs, cells = _row(table, f'data-a="{r["a"]}" data-b="{r["b"]}"')
-        assert "sig" not in attrs
+        assert 'class="sig"' not in attrs
         assert cells[-1] == "no"
+        assert ('class="sig-bh"' in attrs) == (r in bh_only)
+        assert cells[-2] == ("yes" if r in bh_only else "no")
     assert table.count('<tr class="sig"') == len(sig)
+    assert table.count('<tr class="sig-bh"') == len(bh_only)
 
 
 def test_tests_grouped_by_objective_with_effect_sizes(

@@ -36,10 +36,16 @@ __all__ = [
     "directional_accuracy_figure",
     "drawdown_figure",
     "objectives_of",
+    "pbo_logits_figure",
+    "quarters_heatmap_figure",
+    "regime_sharpe_figure",
     "residual_histograms_figure",
     "residuals",
+    "rolling_sharpe",
+    "rolling_sharpe_figure",
     "strategy_colour",
     "strategy_rank",
+    "turnover_figure",
     "universe_heatmap_figure",
     "weights_figure",
 ]
@@ -561,3 +567,183 @@ def residual_histograms_figure(forecasts: pd.DataFrame, *, n_cols: int = 4, n_bi
             )
     fig.update_layout(barmode="overlay", bargap=0.02)
     return _base_layout(fig, height=110 + 210 * rows)
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def rolling_sharpe(returns: pd.Series, window: int, periods_per_year: int = 365) -> pd.Series:
+    """Rolling annualised Sharpe ratio ``mean / std * sqrt(periods_per_year)`` (risk-free 0).
+
+    Parameters
+    ----------
+    returns : pd.Series
+        Daily simple returns; NaN days are dropped first.
+    window : int
+        Trailing window in days; the first ``window - 1`` days have no value and are dropped.
+    periods_per_year : int, default 365
+        Annualisation factor (crypto trades every day).
+
+    Returns
+    -------
+    pd.Series
+        Same formula as the annualised Sharpe ratio of the metrics table, over each window
+        (sample standard deviation, ``ddof=1``); windows with zero variance give NaN and are dropped.
+    """
+    r = returns.dropna().astype(float)
+    roll = r.rolling(window, min_periods=window)
+    std = roll.std(ddof=1)
+    out = roll.mean() / std.where(std > 0) * math.sqrt(periods_per_year)
+    return out.dropna()
+
+
+def rolling_sharpe_figure(
+    returns: pd.DataFrame, objectives: Sequence[str] | None = None, *, window: int = 90
+) -> go.Figure:
+    """Rolling ``window``-day annualised Sharpe ratio of every variant, one panel per objective.
+
+    Parameters
+    ----------
+    returns : pd.DataFrame of shape (n_days, n_variants)
+        Daily simple net returns; columns variant keys.
+    objectives : sequence of str, optional
+        Panel order (as :func:`cumulative_returns_figure`).
+    window : int, default 90
+        Trailing window in days (see :func:`rolling_sharpe`).
+    """
+    objs = _resolve_objectives(returns, objectives)
+    series = {str(c): rolling_sharpe(returns[c], window) for c in returns.columns}
+    fig = _panelled_lines(series, objs, hover_value="Sharpe %{y:.2f}", height=360)
+    fig.add_hline(y=0, line=dict(color="#999", width=1, dash="dot"))
+    fig.update_yaxes(title_text=f"{window}-day Sharpe (ann.)", row=1, col=1)
+    return fig
+
+
+def turnover_figure(turnover: pd.DataFrame, objectives: Sequence[str] | None = None) -> go.Figure:
+    """One-way turnover at each rebalance of every variant, one panel per objective.
+
+    Parameters
+    ----------
+    turnover : pd.DataFrame of shape (n_days, n_variants)
+        One-way turnover (fraction of capital traded) per decision date, 0 between rebalances;
+        only the days with trading (> 0) are drawn.
+    objectives : sequence of str, optional
+        Panel order.
+    """
+    objs = _resolve_objectives(turnover, objectives)
+    series = {str(c): turnover[c].loc[turnover[c].fillna(0.0) > 0].astype(float) for c in turnover.columns}
+    fig = _panelled_lines(series, objs, hover_value="turnover %{y:.1%}", height=340)
+    fig.update_traces(mode="lines+markers", marker=dict(size=3))
+    fig.update_yaxes(tickformat=".0%")
+    fig.update_yaxes(title_text="one-way turnover", row=1, col=1)
+    return fig
+
+
+def quarters_heatmap_figure(quarters: Sequence[Mapping[str, Any]], value: str = "return") -> go.Figure:
+    """Heatmap of a per-quarter statistic, variants (rows) by quarters (columns).
+
+    Parameters
+    ----------
+    quarters : sequence of mapping
+        ``results["quarters"]``: records with ``quarter``, ``key`` and ``value`` (a fraction for
+        ``"return"``).
+    value : str, default "return"
+        The field to colour by; the scale is centred on 0 (red negative, blue positive).
+    """
+    frame = pd.DataFrame.from_records(list(quarters))
+    if frame.empty or not {"quarter", "key", value} <= set(frame.columns):
+        return _base_layout(go.Figure(), height=200)
+    frame[value] = pd.to_numeric(frame[value], errors="coerce")
+    wide = frame.pivot_table(index="key", columns="quarter", values=value, aggfunc="first", dropna=False)
+    order = sorted(
+        wide.index.astype(str), key=lambda k: (_split_key(k)[1] or "~", strategy_rank(_split_key(k)[0]))
+    )
+    wide = wide.loc[order[::-1]]
+    z = wide.to_numpy(dtype=float)
+    bound = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=[str(c) for c in wide.columns],
+            y=[str(i) for i in wide.index],
+            colorscale="RdBu",
+            zmin=-bound,
+            zmax=bound,
+            zmid=0,
+            text=[
+                [("" if not np.isfinite(v) else f"{v:.0%}" if value == "return" else f"{v:.2f}") for v in row]
+                for row in z
+            ],
+            texttemplate="%{text}",
+            colorbar=dict(title=dict(text=value), tickformat=".0%" if value == "return" else ".2f"),
+            hovertemplate="%{y} %{x}<br>" + value + " %{z:.2%}<extra></extra>",
+            xgap=1,
+            ygap=1,
+        )
+    )
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(type="category", automargin=True)
+    return _base_layout(fig, height=max(260, 140 + 28 * len(wide)))
+
+
+def regime_sharpe_figure(metrics: Sequence[Mapping[str, Any]], value: str = "sharpe") -> go.Figure:
+    """Grouped bars of a per-regime statistic (default the annualised Sharpe ratio) per variant.
+
+    Parameters
+    ----------
+    metrics : sequence of mapping
+        ``results["regimes"]["metrics"]``: records with ``regime``, ``key`` and ``value``.
+    """
+    frame = pd.DataFrame.from_records(list(metrics))
+    fig = go.Figure()
+    if frame.empty or not {"regime", "key", value} <= set(frame.columns):
+        return _base_layout(fig, height=200)
+    frame[value] = pd.to_numeric(frame[value], errors="coerce")
+    regimes = list(dict.fromkeys(frame["regime"].astype(str)))
+    keys = sorted(
+        dict.fromkeys(frame["key"].astype(str)),
+        key=lambda k: (_split_key(k)[1] or "~", strategy_rank(_split_key(k)[0])),
+    )
+    objs = objectives_of(keys)
+    for key in keys:
+        sub = frame.loc[frame["key"].astype(str) == key].groupby("regime")[value].first()
+        strategy, objective = _split_key(key)
+        fig.add_trace(
+            go.Bar(
+                x=regimes,
+                y=[float(sub.get(r, np.nan)) for r in regimes],
+                name=key,
+                marker=dict(
+                    color=strategy_colour(strategy), pattern=dict(shape="/" if objective in objs[1:] else "")
+                ),
+                hovertemplate=f"{key}<br>%{{x}}<br>{value} %{{y:.2f}}<extra></extra>",
+            )
+        )
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(title_text=value)
+    return _base_layout(fig, height=380)
+
+
+def pbo_logits_figure(logits: Sequence[Any]) -> go.Figure:
+    """Histogram of the CSCV logits ``log(w / (1 - w))`` of the in-sample best variant's out-of-sample rank.
+
+    The probability of backtest overfitting (Bailey, Borwein, López de Prado and Zhu 2017) is the
+    share of logits at or below 0; a dotted line marks 0.
+    """
+    x = pd.to_numeric(pd.Series(list(logits), dtype=object), errors="coerce").dropna().to_numpy(dtype=float)
+    fig = go.Figure()
+    if x.size == 0:
+        return _base_layout(fig, height=200)
+    fig.add_trace(
+        go.Histogram(
+            x=x,
+            nbinsx=30,
+            marker=dict(color="#2e86ab"),
+            name="logit",
+            hovertemplate="logit %{x}<br>count %{y}<extra></extra>",
+        )
+    )
+    fig.add_vline(x=0, line=dict(color="#c33c54", dash="dot", width=1.5))
+    fig.update_xaxes(title_text="logit of out-of-sample relative rank")
+    fig.update_yaxes(title_text="splits")
+    return _base_layout(fig, height=300, showlegend=False)

@@ -7,6 +7,12 @@ fetched from the network when the file is opened.
 Inputs are the ``results`` dictionary (exactly what is written to ``results.json``) and a
 :class:`ReportFrames` holding the daily series the charts need. Missing keys and NaN / None
 values never raise; they render as an en dash ("–").
+
+The core sections (summary, configuration, data, returns, drawdowns, metrics, weights, tests,
+forecasts) are built here; the statistics, universe, fallback, rolling-Sharpe and turnover
+sections come from the registry in :mod:`kallos.report.sections` and are left out (with their
+table-of-contents entry) when their stage is absent from ``results``. Formatting and the table
+model live in :mod:`kallos.report.tables`.
 """
 
 from __future__ import annotations
@@ -15,27 +21,56 @@ import contextlib
 import math
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import plotly.graph_objects as go
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import DictLoader, Environment, StrictUndefined
 from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
-from kallos.report import charts
+from kallos.report import charts, sections
+from kallos.report.tables import (
+    DASH,
+    _as_float,
+    _Cell,
+    _figure_html,
+    _flatten,
+    _fmt_date,
+    _fmt_float,
+    _fmt_int,
+    _fmt_p,
+    _fmt_pct,
+    _fmt_pp,
+    _fmt_text,
+    _get,
+    _Group,
+    _Header,
+    _headers,
+    _n_text,
+    _num,
+    _period_text,
+    _record_row,
+    _record_table,
+    _Row,
+    _split,
+    _swatch,
+    _Table,
+    _total,
+    _txt,
+)
 
 __all__ = ["ReportFrames", "render_report", "write_report"]
 
-DASH = "–"
 _TEMPLATE = "report.html.j2"
+# Read once at import, with the code that fills it: a long-running process never pairs this
+# module with a template edited on disk after it started (a missing variable would abort the run).
+_TEMPLATE_SOURCE = Path(__file__).with_name("templates").joinpath(_TEMPLATE).read_text(encoding="utf-8")
 _BASELINE_STRATEGIES = ("historical_mean", "naive_persistence")
 _MAX_EVENT_ROWS = 1000
-_PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "toImageButtonOptions": {"scale": 2}}
 
 
 @dataclass(frozen=True)
@@ -66,211 +101,6 @@ class ReportFrames:
     forecasts: pd.DataFrame
 
 
-# ----------------------------------------------------------------------------- formatting
-
-
-def _as_float(value: Any) -> float | None:
-    """A finite or infinite float, or None for None / NaN / non-numeric values."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(x) else x
-
-
-def _inf(x: float) -> str | None:
-    if math.isinf(x):
-        return "∞" if x > 0 else "−∞"
-    return None
-
-
-def _fmt_pct(value: Any, digits: int = 1, signed: bool = False) -> str:
-    """Format a fraction as a percentage (0.1234 -> "12.3%")."""
-    x = _as_float(value)
-    if x is None:
-        return DASH
-    if (s := _inf(x)) is not None:
-        return s
-    text = f"{x * 100:{'+' if signed else ''},.{digits}f}%"
-    return text.replace("-", "−")
-
-
-def _fmt_float(value: Any, digits: int = 2, signed: bool = False) -> str:
-    """Format a plain number with fixed decimals."""
-    x = _as_float(value)
-    if x is None:
-        return DASH
-    if (s := _inf(x)) is not None:
-        return s
-    return f"{x:{'+' if signed else ''},.{digits}f}".replace("-", "−")
-
-
-def _fmt_pp(value: Any, digits: int = 1) -> str:
-    """Format a difference of two fractions in percentage points (0.021 -> "+2.1 pp")."""
-    x = _as_float(value)
-    return DASH if x is None else f"{_fmt_float(x * 100, digits, signed=True)} pp"
-
-
-def _fmt_p(value: Any) -> str:
-    """Format a p-value: 4 decimals, or scientific notation below 1e-4."""
-    x = _as_float(value)
-    if x is None:
-        return DASH
-    if 0 < x < 1e-4:
-        return f"{x:.1e}".replace("-", "−")
-    return f"{x:.4f}"
-
-
-def _fmt_int(value: Any) -> str:
-    x = _as_float(value)
-    if x is None or math.isinf(x):
-        return DASH
-    return f"{round(x):,}"
-
-
-def _fmt_text(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return DASH
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_fmt_text(v) for v in value) if value else DASH
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
-def _fmt_date(value: Any) -> str:
-    """Dates as ``YYYY-MM-DD``; anything unparsable as text."""
-    if value is None or value == "":
-        return DASH
-    try:
-        return pd.Timestamp(value).strftime("%Y-%m-%d")
-    except (TypeError, ValueError):
-        return str(value)
-
-
-# ----------------------------------------------------------------------------- table model
-
-
-@dataclass(frozen=True)
-class _Cell:
-    text: str
-    cls: str = ""
-    title: str = ""
-
-
-@dataclass(frozen=True)
-class _Header:
-    label: str
-    cls: str = ""
-    title: str = ""
-
-
-@dataclass(frozen=True)
-class _Row:
-    cells: Sequence[_Cell]
-    cls: str = ""
-    attrs: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class _Group:
-    label: str | None
-    rows: Sequence[_Row]
-
-
-@dataclass(frozen=True)
-class _Table:
-    id: str
-    caption: str
-    headers: Sequence[_Header]
-    groups: Sequence[_Group]
-    note: str = ""
-
-    @property
-    def n_rows(self) -> int:
-        return sum(len(g.rows) for g in self.groups)
-
-
-@dataclass(frozen=True)
-class _Column:
-    """How one column of a record table is labelled and formatted."""
-
-    key: str
-    label: str
-    fmt: Callable[[Any], str]
-    numeric: bool = True
-    title: str = ""
-
-
-def _num(key: str, label: str, fmt: Callable[[Any], str], title: str = "") -> _Column:
-    return _Column(key, label, fmt, True, title)
-
-
-def _txt(key: str, label: str, fmt: Callable[[Any], str] = _fmt_text, title: str = "") -> _Column:
-    return _Column(key, label, fmt, False, title)
-
-
-def _headers(columns: Sequence[_Column]) -> list[_Header]:
-    return [_Header(c.label, "num" if c.numeric else "", c.title) for c in columns]
-
-
-def _record_row(record: Mapping[str, Any], columns: Sequence[_Column], **kwargs: Any) -> _Row:
-    return _Row([_Cell(c.fmt(record.get(c.key)), "num" if c.numeric else "") for c in columns], **kwargs)
-
-
-def _record_table(
-    table_id: str, caption: str, records: Iterable[Mapping[str, Any]], columns: Sequence[_Column]
-) -> _Table:
-    rows = [_record_row(r, columns) for r in records]
-    return _Table(table_id, caption, _headers(columns), [_Group(None, rows)])
-
-
-def _swatch(key: str) -> Markup:
-    return Markup('<span class="sw" style="background:{}"></span><code>{}</code>').format(
-        charts.strategy_colour(key), key
-    )
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def _get(mapping: Any, *keys: str, default: Any = None) -> Any:
-    """Nested ``dict.get`` that tolerates missing levels and non-dict values."""
-    cur = mapping
-    for key in keys:
-        if not isinstance(cur, Mapping) or key not in cur:
-            return default
-        cur = cur[key]
-    return default if cur is None else cur
-
-
-def _period_text(start: Any, end: Any) -> str:
-    return f"{_fmt_date(start)} – {_fmt_date(end)}"
-
-
-def _n_text(values: Iterable[Any], unit: str) -> str:
-    ns = sorted({int(x) for v in values if (x := _as_float(v)) is not None and not math.isinf(x)})
-    if not ns:
-        return f"N = {DASH}"
-    if len(ns) == 1:
-        return f"N = {ns[0]:,} {unit}"
-    return f"N = {ns[0]:,}–{ns[-1]:,} {unit}"
-
-
-def _total(records: Iterable[Mapping[str, Any]], key: str) -> int:
-    """Sum of an integer field over records, ignoring missing values."""
-    return sum(int(x) for r in records if (x := _as_float(r.get(key))) is not None and not math.isinf(x))
-
-
-def _split(key: str) -> tuple[str, str | None]:
-    strategy, _, objective = key.partition("/")
-    return strategy, objective or None
-
-
 def _variant_order(results: Mapping[str, Any], frames: ReportFrames) -> tuple[list[str], list[str]]:
     """Objectives (config order first) and variant keys (grouped by objective, then benchmarks)."""
     keys = list(
@@ -286,21 +116,6 @@ def _variant_order(results: Mapping[str, Any], frames: ReportFrames) -> tuple[li
         return group, charts.strategy_rank(strategy)
 
     return objectives, sorted(keys, key=rank)
-
-
-def _figure_html(fig: go.Figure, name: str) -> Markup:
-    return Markup(
-        fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"fig-{name}", config=_PLOTLY_CONFIG)
-    )
-
-
-def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
-    if isinstance(value, Mapping):
-        out: list[tuple[str, str]] = []
-        for k, v in value.items():
-            out.extend(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    return [(prefix, _fmt_text(value))]
 
 
 # ----------------------------------------------------------------------------- sections
@@ -595,9 +410,17 @@ def _metrics_table(results: Mapping[str, Any], objectives: Sequence[str], varian
         _Header("Fallbacks", "num", "Rebalances that used a fallback objective / all rebalances"),
     ]
 
+    sheets = _get(results, "tearsheets", default={}) or {}
+
     def row(key: str, best: bool) -> _Row:
         entry = _get(strategies, key, default={})
-        cells = [_Cell(_swatch(key))]
+        link = sheets.get(key) if isinstance(sheets, Mapping) else None
+        label = _swatch(key)
+        if link:
+            label += Markup(
+                ' <a class="ts" href="{}" title="QuantStats tearsheet vs market_cap">tearsheet</a>'
+            ).format(link)
+        cells = [_Cell(label)]
         for label, block, metric, fmt, _ in spec:
             cls = "num best" if best and label == "Sharpe" else "num"
             cells.append(_Cell(fmt(_get(entry, block, metric)), cls))
@@ -645,7 +468,13 @@ def _is_significant(row: Mapping[str, Any], adj_key: str, alpha: float) -> bool:
     return p < alpha
 
 
-def _tests_table(results: Mapping[str, Any], objectives: Sequence[str]) -> _Table:
+def _tests_table(
+    results: Mapping[str, Any], objectives: Sequence[str], *, only_significant: bool = False
+) -> _Table:
+    """Pairwise tests grouped by objective.
+
+    Rows significant after Holm get class ``sig``; rows significant only after BH get ``sig-bh``.
+    """
     tests = _get(results, "tests", default={})
     alpha = _as_float(tests.get("alpha")) or 0.05
     adj_key = _adjusted_key(tests)
@@ -667,31 +496,65 @@ def _tests_table(results: Mapping[str, Any], objectives: Sequence[str]) -> _Tabl
         _num("mean_diff_annual", "Δ mean / yr", lambda v: _fmt_pct(v, 2, signed=True), "Annualised A − B"),
         _num("n", "N", _fmt_int, "Daily observations"),
     ]
-    headers = [*_headers(columns), _Header("significant", "", f"{_p_label(adj_key)} < α = {alpha:g}")]
-    order = {o: i for i, o in enumerate(objectives)}
+    headers = [
+        *_headers(columns),
+        _Header(
+            "effect [95% CI]", "num", "The test's own effect size and confidence interval (name on hover)"
+        ),
+        _Header("BH", "", f"p (BH) < α = {alpha:g} (false discovery rate)"),
+        _Header("significant", "", f"{_p_label(adj_key)} < α = {alpha:g}"),
+    ]
     grouped: dict[str, list[Mapping[str, Any]]] = {}
     for r in rows:
-        grouped.setdefault(str(r.get("group")), []).append(r)
+        grouped.setdefault(sections._objective_of(r), []).append(r)
+    order = {o: i for i, o in enumerate(objectives)}
     groups = []
+    n_shown = 0
     for group in sorted(grouped, key=lambda g: (order.get(g, len(order)), g)):
         out = []
         for r in grouped[group]:
             sig = _is_significant(r, adj_key, alpha)
+            bh = _as_float(r.get("p_bh"))
+            sig_bh = bh is not None and bh < alpha
+            if only_significant and not (sig or sig_bh):
+                continue
             base = _record_row(r, columns)
-            cells = [*base.cells, _Cell("yes" if sig else "no", "flag")]
-            out.append(
-                _Row(cells, "sig" if sig else "", {"data-a": str(r.get("a")), "data-b": str(r.get("b"))})
+            effect = _as_float(r.get("effect"))
+            effect_text = (
+                DASH
+                if effect is None
+                else f"{_fmt_float(effect, 3)} "
+                f"[{_fmt_float(r.get('ci_low'), 3)}, {_fmt_float(r.get('ci_high'), 3)}]"
             )
-        groups.append(_Group(group, out))
+            cells = [
+                *base.cells,
+                _Cell(effect_text, "num", _fmt_text(r.get("effect_name")) if r.get("effect_name") else ""),
+                _Cell("yes" if sig_bh else "no", "flag"),
+                _Cell("yes" if sig else "no", "flag"),
+            ]
+            cls = "sig" if sig else ("sig-bh" if sig_bh else "")
+            out.append(
+                _Row(
+                    cells,
+                    cls,
+                    {"data-a": str(r.get("a")), "data-b": str(r.get("b")), "data-test": str(r.get("test"))},
+                )
+            )
+        n_shown += len(out)
+        if out:
+            groups.append(_Group(group, out))
     period = _get(tests, "period", default={})
     n_values = [period.get("n_days")] if period.get("n_days") is not None else [r.get("n") for r in rows]
+    family = tests.get("family_size") or len(rows)
     caption = (
-        "Pairwise tests of daily net returns, A vs B, "
+        ("Significant pairwise tests" if only_significant else "Pairwise tests")
+        + " of daily net returns, A vs B, "
         f"{_period_text(period.get('start'), period.get('end'))}; "
-        f"{_n_text(n_values, 'daily observations')}. Correction: {tests.get('correction') or 'holm'}, "
-        f"α = {alpha:g}; highlighted rows have {_p_label(adj_key)} < α."
+        f"{_n_text(n_values, 'daily observations')}; family of {family} tests. "
+        f"Correction: {tests.get('correction') or 'holm'}, "
+        f"α = {alpha:g}; highlighted rows have {_p_label(adj_key)} < α, lightly highlighted only p (BH) < α."
     )
-    return _Table("tests-table", caption, headers, groups)
+    return _Table("tests-significant-table" if only_significant else "tests-table", caption, headers, groups)
 
 
 def _forecast_section(results: Mapping[str, Any], frames: ReportFrames) -> dict[str, Any]:
@@ -783,7 +646,7 @@ def _forecast_section(results: Mapping[str, Any], frames: ReportFrames) -> dict[
 @lru_cache(maxsize=1)
 def _environment() -> Environment:
     return Environment(
-        loader=FileSystemLoader(Path(__file__).with_name("templates")),
+        loader=DictLoader({_TEMPLATE: _TEMPLATE_SOURCE}),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -802,7 +665,51 @@ def _returns_caption(returns: pd.DataFrame, what: str) -> str:
     )
 
 
-def render_report(results: Mapping[str, Any], frames: ReportFrames) -> str:
+_SECTION_ORDER: tuple[tuple[str, str], ...] = (
+    ("summary", "Summary"),
+    ("configuration", "Configuration"),
+    ("data", "Data coverage"),
+    ("universe", "Universe construction"),
+    ("cumulative", "Cumulative returns"),
+    ("drawdowns", "Drawdowns"),
+    ("rolling", "Rolling Sharpe ratio"),
+    ("metrics", "Performance metrics"),
+    ("weights", "Portfolio weights"),
+    ("turnover", "Turnover"),
+    ("fallbacks", "Decision fallbacks"),
+    ("tests", "Pairwise tests"),
+    ("verdicts", "Verdicts and effect sizes"),
+    ("sharpe", "Sharpe inference and overfitting"),
+    ("regimes", "Market regimes"),
+    ("quarters", "Quarterly breakdown"),
+    ("forecasts", "Forecast accuracy"),
+    ("forecast-evaluation", "Forecast evaluation"),
+    ("residuals", "Forecast residuals"),
+)
+"""Table of contents; ids also in :data:`kallos.report.sections.SECTIONS` appear only when built."""
+
+
+def _forecast_evaluation(section: Mapping[str, Any] | None) -> Markup | None:
+    """SLOT for the forecast-evaluation section: the dict of ``kallos.report.forecasts.forecast_section``.
+
+    ``{"title", "figures": {name: html}, "tables": {name: html}}`` (trusted HTML fragments built
+    by our own code; plotly.js is not repeated) -> the section body; None leaves the section out.
+    """
+    if not section:
+        return None
+    parts = [Markup(html) for html in (section.get("tables") or {}).values()]
+    parts += [
+        Markup("<figure>{}</figure>").format(Markup(html)) for html in (section.get("figures") or {}).values()
+    ]
+    return Markup("\n").join(parts) if parts else None
+
+
+def render_report(
+    results: Mapping[str, Any],
+    frames: ReportFrames,
+    *,
+    forecast_evaluation_section: Mapping[str, Any] | None = None,
+) -> str:
     """Render the full study report as one self-contained HTML document.
 
     Parameters
@@ -813,6 +720,9 @@ def render_report(results: Mapping[str, Any], frames: ReportFrames) -> str:
         tolerated and shown as "–".
     frames : ReportFrames
         Daily returns, turnover, weights and forecasts behind the charts.
+    forecast_evaluation_section : mapping, optional
+        ``kallos.report.forecasts.forecast_section(evaluation)``; rendered as the "Forecast
+        evaluation" section after "Forecast accuracy" (left out when None).
 
     Returns
     -------
@@ -823,17 +733,13 @@ def render_report(results: Mapping[str, Any], frames: ReportFrames) -> str:
     objectives, variants = _variant_order(results, frames)
     config = _get(results, "config", default={})
     meta_table, config_cards = _config_section(results)
-    sections = [
-        ("summary", "Summary"),
-        ("configuration", "Configuration"),
-        ("data", "Data coverage"),
-        ("cumulative", "Cumulative returns"),
-        ("drawdowns", "Drawdowns"),
-        ("metrics", "Performance metrics"),
-        ("weights", "Portfolio weights"),
-        ("tests", "Pairwise tests"),
-        ("forecasts", "Forecast accuracy"),
-        ("residuals", "Forecast residuals"),
+    extra = sections.build_sections(sections.SectionContext(results, frames, objectives, variants))
+    forecast_evaluation = _forecast_evaluation(forecast_evaluation_section)
+    toc = [
+        (sid, label)
+        for sid, label in _SECTION_ORDER
+        if (sid not in extra or extra[sid] is not None)
+        and (sid != "forecast-evaluation" or forecast_evaluation is not None)
     ]
     returns = frames.returns_net.loc[:, [c for c in variants if c in frames.returns_net.columns]]
     has_weights = not frames.weights.empty and (frames.weights["objective"].astype(str) != "none").any()
@@ -843,7 +749,10 @@ def render_report(results: Mapping[str, Any], frames: ReportFrames) -> str:
         "created_at": _fmt_text(config.get("created_at")),
         "version": _fmt_text(config.get("kallos_version")),
         "plotlyjs": Markup(get_plotlyjs()),
-        "sections": sections,
+        "sections": toc,
+        "extra": extra,
+        "headline": sections.headline(results, objectives),
+        "forecast_evaluation": forecast_evaluation,
         "summary": _summary(results, objectives, variants),
         "meta_table": meta_table,
         "config_cards": config_cards,
@@ -868,12 +777,19 @@ def render_report(results: Mapping[str, Any], frames: ReportFrames) -> str:
             else ""
         ),
         "tests": _tests_table(results, objectives),
+        "tests_significant": _tests_table(results, objectives, only_significant=True),
         "forecast": _forecast_section(results, frames),
     }
     return _environment().get_template(_TEMPLATE).render(**context)
 
 
-def write_report(path: Path | str, results: Mapping[str, Any], frames: ReportFrames) -> Path:
+def write_report(
+    path: Path | str,
+    results: Mapping[str, Any],
+    frames: ReportFrames,
+    *,
+    forecast_evaluation_section: Mapping[str, Any] | None = None,
+) -> Path:
     """Render the report and write it atomically.
 
     The HTML goes to a temporary file in the destination folder, which then replaces ``path``
@@ -888,6 +804,8 @@ def write_report(path: Path | str, results: Mapping[str, Any], frames: ReportFra
         The study results (see :func:`render_report`).
     frames : ReportFrames
         Daily series behind the charts.
+    forecast_evaluation_section : mapping, optional
+        See :func:`render_report`.
 
     Returns
     -------
@@ -895,7 +813,7 @@ def write_report(path: Path | str, results: Mapping[str, Any], frames: ReportFra
         ``path``.
     """
     path = Path(path)
-    text = render_report(results, frames)
+    text = render_report(results, frames, forecast_evaluation_section=forecast_evaluation_section)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
