@@ -41,6 +41,7 @@ __all__ = [
     "QualityConfig",
     "RecurrentConfig",
     "StudyConfig",
+    "TuningConfig",
     "UniverseConfig",
     "apply_overrides",
     "load_config",
@@ -80,9 +81,14 @@ class QualityConfig(_Strict):
 
 
 class UniverseConfig(_Strict):
-    """Monthly point-in-time universe and the capped market-cap benchmark."""
+    """Monthly point-in-time universe and the capped market-cap benchmark.
 
-    method: Literal["market_cap_daily"] = "market_cap_daily"
+    ``method`` picks a key of :data:`kallos.data.universe.UNIVERSE_METHODS`:
+    ``market_cap_daily`` (top-N by the panel's daily market cap) or ``cmc_snapshots``
+    (true historical top-N from CoinMarketCap monthly snapshots, survivorship-free).
+    """
+
+    method: Literal["market_cap_daily", "cmc_snapshots"] = "market_cap_daily"
     top_n: int = Field(5, ge=1, le=200)
     benchmark_max_weight: float = Field(0.35, gt=0, le=1)
     min_history_days: int = Field(
@@ -91,11 +97,22 @@ class UniverseConfig(_Strict):
         description="clean daily prices a coin needs at selection: 365 days of model history "
         "plus one quarter, since a model can be up to a quarter old",
     )
+    divergence_threshold: float = Field(
+        0.02,
+        ge=0,
+        description="CoinGecko vs Binance close: a coin-month whose mean |cg/bn - 1| exceeds this "
+        "is flagged in results.universe.reconciliation",
+    )
 
 
 class RecurrentConfig(_Strict):
-    """Hyper-parameters of the recurrent forecasters (the registry names ``gru``/``lstm`` pick the cell)."""
+    """Hyper-parameters of the recurrent forecasters (one model family: ``cell`` × ``attention``).
 
+    The registry names ``gru``, ``lstm`` and ``gru_attention`` override ``cell``/``attention``.
+    """
+
+    cell: Literal["gru", "lstm"] = Field("gru", description="recurrent cell")
+    attention: bool = Field(False, description="attention pooling over time steps instead of the last step")
     hidden_size: int = Field(128, ge=1)
     num_layers: int = Field(2, ge=1, le=8)
     dropout: float = Field(0.2, ge=0, lt=1)
@@ -110,6 +127,18 @@ class RecurrentConfig(_Strict):
     patience: int = Field(5, ge=1, description="epochs without validation improvement before stopping")
 
 
+class TuningConfig(_Strict):
+    """Optuna hyper-parameter search inside one training window (see :mod:`kallos.forecast.tuning`)."""
+
+    n_trials: int = Field(50, ge=1, description="trials per study (coin x fold x config)")
+    pruning_startup_trials: int = Field(
+        3, ge=1, description="completed trials needed before the median pruning rule applies"
+    )
+    pruning_fraction: float = Field(
+        0.34, gt=0, lt=1, description="share of max_epochs after which the pruning rule is checked"
+    )
+
+
 class ForecastConfig(_Strict):
     """Label, walk-forward schedule and forecaster settings."""
 
@@ -120,6 +149,7 @@ class ForecastConfig(_Strict):
     historical_mean_window: int = Field(365, ge=2)
     forecasters: tuple[str, ...] = ("gru", "historical_mean", "naive_persistence")
     recurrent: RecurrentConfig = RecurrentConfig()
+    tuning: TuningConfig = TuningConfig()
 
 
 class PortfolioConfig(_Strict):
@@ -131,9 +161,39 @@ class PortfolioConfig(_Strict):
     min_weight_held: float = Field(1e-4, ge=0, description="a weight below this counts as not held")
     risk_aversion: float = Field(1.0, gt=0, description="delta in max_quadratic_utility")
     l2_gamma: float = Field(1.0, ge=0, description="L2 penalty in max_return")
-    risk_free_rate: float = Field(0.0, description="annualised, for max_sharpe")
-    covariance: Literal["sample", "ledoit_wolf"] = "sample"
+    risk_free_rate: float = Field(0.0, description="annualised simple; objectives use mu - rf")
+    target_volatility: float | None = Field(None, gt=0, description="annual, for efficient_risk")
+    target_return: float | None = Field(None, gt=0, description="annual simple, for efficient_return")
+    turnover_limit: float | None = Field(
+        None, gt=0, le=2, description="max sum |w - w_drifted| per rebalance (one-way); None = off"
+    )
+    allow_cash: bool = Field(False, description="weights may sum below 1; the rest earns backtest.cash_rate")
+    mip_time_limit: float = Field(
+        10.0, gt=0, description="seconds per SCIP cardinality solve; at the limit the best found is used"
+    )
+    covariance: Literal["sample", "ledoit_wolf", "exponential"] = "sample"
     cov_lookback: int = Field(365, ge=30, description="trailing days of returns for the covariance")
+    cov_halflife: float = Field(60.0, gt=0, description="days, for covariance: exponential")
+    cov_return_cap: float | None = Field(
+        None, gt=0, description="winsorise daily returns at [1/(1+cap)-1, cap] before estimation; None = off"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PortfolioConfig:
+        if self.min_weight_held > self.max_weight:
+            raise ValueError(
+                f"portfolio.min_weight_held={self.min_weight_held} > portfolio.max_weight={self.max_weight}"
+            )
+        if self.min_weight_held * self.min_names > 1 + 1e-12:
+            raise ValueError(
+                f"portfolio.min_weight_held={self.min_weight_held} x "
+                f"portfolio.min_names={self.min_names} > 1: the held names cannot fit"
+            )
+        needs = {"efficient_risk": "target_volatility", "efficient_return": "target_return"}
+        for objective, key in needs.items():
+            if objective in self.objectives and getattr(self, key) is None:
+                raise ValueError(f"portfolio.objectives has {objective!r}: set portfolio.{key} (> 0)")
+        return self
 
 
 class BacktestConfig(_Strict):
@@ -143,6 +203,8 @@ class BacktestConfig(_Strict):
     end: dt.date = dt.date(2024, 12, 31)
     rebalance: Literal["weekly", "monthly"] = "weekly"
     cost_bps: float = Field(10.0, ge=0, description="per side, on traded notional")
+    slippage_bps: float = Field(0.0, ge=0, description="per side, on traded notional, charged like cost_bps")
+    cash_rate: float = Field(0.0, description="annual simple return of cash (portfolio.allow_cash)")
 
     @model_validator(mode="after")
     def _ordered(self) -> BacktestConfig:
@@ -154,6 +216,29 @@ class BacktestConfig(_Strict):
 class EvaluationConfig(_Strict):
     alpha: float = Field(0.05, gt=0, lt=1, description="significance level after correction")
     var_level: float = Field(0.95, gt=0.5, lt=1)
+    bootstrap_reps: int = Field(1000, ge=100, le=100_000, description="circular block bootstrap resamples")
+    block_length: int | None = Field(
+        None, ge=1, description="bootstrap block length in days; None = Politis-White rule"
+    )
+    sd_orders: tuple[int, ...] = Field((1, 2), description="stochastic dominance orders tested (1 and/or 2)")
+    pbo_splits: int = Field(16, ge=2, le=20, description="CSCV blocks for the probability of overfitting")
+    regime_lookback: int = Field(90, ge=5, description="days of benchmark trend that define the regime")
+    regime_bull: float = Field(0.15, gt=-1, description="trailing return above which a day is bull")
+    regime_bear: float = Field(-0.15, gt=-1, description="trailing return below which a day is bear")
+    seed: int = Field(0, ge=0, description="seed of the bootstrap resample indices")
+
+    @model_validator(mode="after")
+    def _statistics(self) -> EvaluationConfig:
+        if self.pbo_splits % 2:
+            raise ValueError(f"evaluation.pbo_splits must be even, got {self.pbo_splits}")
+        if self.regime_bull <= self.regime_bear:
+            raise ValueError(
+                f"evaluation.regime_bull={self.regime_bull} must exceed regime_bear={self.regime_bear}"
+            )
+        bad = [o for o in self.sd_orders if o not in (1, 2)]
+        if bad:
+            raise ValueError(f"evaluation.sd_orders: unsupported {bad}; use 1 and/or 2")
+        return self
 
 
 class StudyConfig(_Strict):

@@ -14,6 +14,9 @@ from kallos import __version__
 from kallos.cli.app import app
 from kallos.data import Store
 from kallos.data import schema as s
+from kallos.evaluation import BATTERY
+from kallos.pipeline.results import RESULT_KEYS, STATISTICS_KEYS
+from kallos.report.schema import validate_results
 
 runner = CliRunner()
 
@@ -118,12 +121,13 @@ def test_end_to_end_small_real_slice(tmp_path, data_dir):
         ["run", "--config", str(cfg), "--out", str(out), "--database-url", db, "--data-dir", str(data_dir)],
     )
     assert res.exit_code == 0, res.output
-    (run_dir,) = [p for p in out.iterdir() if not p.name.startswith(".")]
+    (run_dir,) = _run_dirs(out)
     for name in ("results.json", "report.html", "weights.parquet", "returns.parquet", "forecasts.parquet"):
         assert (run_dir / name).is_file()
 
     results = json.loads((run_dir / "results.json").read_text())
-    assert list(results) == ["config", "data", "strategies", "tests", "forecasts"]
+    assert set(RESULT_KEYS) | set(STATISTICS_KEYS) | {"forecast_evaluation"} <= set(results)
+    validate_results(results)
     expected = {
         f"{f}/{o}"
         for f in ("gru", "historical_mean", "naive_persistence")
@@ -135,14 +139,14 @@ def test_end_to_end_small_real_slice(tmp_path, data_dir):
         assert v["metrics_net"]["n_days"] == n_days and v["period"]["start"] == "2023-01-01"
         assert v["metrics_net"]["cagr"] <= v["metrics_gross"]["cagr"]
     pairs = results["tests"]["pairwise"]
-    assert len(pairs) == 19 * 5  # 9 pairs per objective x 2 + the benchmark pair, 5 tests each
+    assert len(pairs) == 19 * len(BATTERY)  # 9 pairs per objective x 2 + the benchmark pair
     assert all(p["p_holm"] is None or p["p_holm"] >= p["p_value"] - 1e-12 for p in pairs)
-    assert {p["test"] for p in pairs} == {
-        "t_test_hac",
-        "jobson_korkie_memmel",
-        "kolmogorov_smirnov",
-        "mann_whitney_u",
-        "brown_forsythe",
+    assert {p["test"] for p in pairs} == set(BATTERY)
+    assert {v["verdict"] for v in results["verdicts"]} <= {
+        "a better",
+        "b better",
+        "no difference",
+        "inconclusive",
     }
     jan = results["data"]["universe"][0]
     assert jan["month"] == "2023-01" and [c["coin_id"] for c in jan["constituents"]] == [
@@ -185,3 +189,24 @@ def test_end_to_end_small_real_slice(tmp_path, data_dir):
 
     html = (run_dir / "report.html").read_text()
     assert all(key in html for key in expected) and "Cumulative returns" in html
+    assert "Diebold-Mariano" in html and (run_dir / "tearsheets").is_dir()
+
+    # A rerun with the same config and data reuses every registered model: nothing is retrained
+    # and the forecasts are byte-identical.
+    registry = results["forecasts"]["models"]["registry"]
+    assert registry["trained"] == registry["registrable"] > 0 and registry["reused"] == 0
+    again = runner.invoke(
+        app,
+        ["run", "--config", str(cfg), "--out", str(out), "--database-url", db, "--data-dir", str(data_dir)],
+    )
+    assert again.exit_code == 0, again.output
+    assert f"reused {registry['registrable']} of {registry['registrable']} models" in again.output
+    (second,) = [p for p in _run_dirs(out) if p != run_dir]
+    again_results = json.loads((second / "results.json").read_text())
+    assert again_results["forecasts"]["models"]["registry"]["trained"] == 0
+    assert (second / "forecasts.parquet").read_bytes() == (run_dir / "forecasts.parquet").read_bytes()
+
+
+def _run_dirs(out):
+    """Run directories under ``out`` (not the model registry's ``models/`` or partial dirs)."""
+    return [p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "models"]

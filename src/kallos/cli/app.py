@@ -59,6 +59,14 @@ def run(
         ),
     ] = None,
     top_n: Annotated[int | None, typer.Option(help="Coins in the monthly universe [default: 5].")] = None,
+    universe: Annotated[
+        str | None,
+        typer.Option(
+            "--universe",
+            help="Universe method: market_cap_daily or cmc_snapshots (survivorship-free, "
+            "CoinMarketCap monthly top-N) [default: market_cap_daily].",
+        ),
+    ] = None,
     start: Annotated[
         dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="First test day [default: 2022-01-01].")
     ] = None,
@@ -90,11 +98,22 @@ def run(
             "--set", help="Any config key, dotted: --set forecast.recurrent.hidden_size=64 (repeatable)."
         ),
     ] = None,
+    export: Annotated[
+        str | None,
+        typer.Option(help="Also export tables to out/<run-id>/export/: csv, xlsx or csv,xlsx."),
+    ] = None,
 ) -> None:
     """Run the study end to end and write out/<run-id>/ (report.html, results.json, Parquet)."""
+    from kallos.exceptions import ConfigError
+    from kallos.report.export import EXPORT_FORMATS, export_results
+
+    export_formats = [f.strip().lower() for f in (export or "").split(",") if f.strip()]
+    if unknown := [f for f in export_formats if f not in EXPORT_FORMATS]:
+        raise fail(ConfigError(f"--export: unknown format(s) {unknown}; use any of {sorted(EXPORT_FORMATS)}"))
     overrides: dict[str, Any] = {}
     flags = {
         "universe.top_n": top_n,
+        "universe.method": universe,
         "backtest.start": start.date().isoformat() if start else None,
         "backtest.end": end.date().isoformat() if end else None,
         "backtest.rebalance": rebalance,
@@ -113,9 +132,12 @@ def run(
         cfg = load_config(config, overrides)
         store = Store(database_url or default_database_url(out))
         outcome = execute_study(cfg, store, out, data_dir=data_dir, progress=RichProgress(console))
+        exported = export_results(outcome.run_dir, export_formats) if export_formats else {}
     except KallosError as err:
         raise fail(err) from None
     _summary(outcome)
+    if exported:
+        console.print(f"Exported {len(exported)} files to {outcome.run_dir / 'export'}")
 
 
 def _pct(x: float | None) -> str:

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kallos.config import StudyConfig
-from kallos.data import Store, build_panel, ingest_data_dir, resolve_data_dir
+from kallos.data import Store, build_panel, ingest_data_dir, resolve_data_dir, schema
 from kallos.data.ingest import IngestReport
+from kallos.forecast.model_store import ModelRegistry
+from kallos.forecast.tuning import count_trials
 from kallos.pipeline.persist import persist_study
 from kallos.pipeline.progress import NullProgress, Progress
 from kallos.pipeline.study import StudyResult, run_study
@@ -51,8 +53,16 @@ def execute_study(
         with progress.stage(f"Importing {directory}", total=None):
             ingested = ingest_data_dir(store, directory)
     with progress.stage("Cleaning data", total=None):
-        panel = build_panel(store.read_market_data(), store.read_coins(), config.quality)
-    result = run_study(panel, config, progress)
+        panel = build_panel(
+            store.read_market_data(),
+            store.read_coins(),
+            config.quality,
+            snapshots=store.read_table(schema.market_cap_snapshots),
+        )
+    # Every stored tuning trial counts towards the deflated Sharpe ratio's number of trials.
+    n_trials_tuning = count_trials(store.url, store.schema_name)
+    registry = ModelRegistry(store, out_root)
+    result = run_study(panel, config, progress, registry=registry, n_trials_tuning=n_trials_tuning)
     with progress.stage("Writing report", total=None):
         run_dir = persist_study(result, store, out_root, wall_seconds=time.perf_counter() - t0)
     return RunOutcome(run_dir, result, ingested, time.perf_counter() - t0)

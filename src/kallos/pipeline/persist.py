@@ -21,6 +21,7 @@ from kallos.data.store import Store
 from kallos.pipeline.results import build_results, report_frames
 from kallos.pipeline.study import StudyResult
 from kallos.report import write_outputs
+from kallos.report.forecasts import forecast_section
 
 __all__ = ["index_id", "make_run_id", "persist_study"]
 
@@ -87,13 +88,15 @@ def persist_study(
     *,
     wall_seconds: float,
     now: dt.datetime | None = None,
+    tearsheets: bool = True,
 ) -> Path:
     """Write the run directory and database rows; return the run directory.
 
     Layout of ``<out_root>/<run-id>/``: ``results.json``, ``report.html``,
     ``weights.parquet``, ``returns.parquet``, ``forecasts.parquet``, ``decisions.parquet``,
-    ``universe.parquet``, ``quality_events.parquet`` and ``models/<forecaster>/<coin>/<cutoff>``
-    (``.safetensors`` + ``.json`` per trained model).
+    ``universe.parquet``, ``quality_events.parquet``, ``tearsheets/<key>.html`` (QuantStats, one
+    per variant against ``market_cap``; skipped with ``tearsheets=False``) and
+    ``models/<forecaster>/<coin>/<cutoff>`` (``.safetensors`` + ``.json`` per trained model).
     """
     now = now or dt.datetime.now(dt.UTC)
     config_hash = result.config.config_hash()
@@ -122,7 +125,15 @@ def persist_study(
             "universe": result.universe,
             "quality_events": result.quality_events,
         }
-        write_outputs(partial, results, report_frames(result), tables)
+        section = forecast_section(result.forecast_evaluation) if result.forecast_evaluation else None
+        write_outputs(
+            partial,
+            results,
+            report_frames(result),
+            tables,
+            tearsheets=tearsheets,
+            forecast_evaluation_section=section,
+        )
         constituents, contributions = _index_tables(result)
         events = result.quality_events.assign(run_id=run_id, event_id=range(len(result.quality_events)))
         store.write_run(

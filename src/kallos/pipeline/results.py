@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from kallos.data.quality import describe
+from kallos.data.universe import universe_summary
 from kallos.pipeline.study import StudyResult
 from kallos.report import ReportFrames
 
 __all__ = ["RESULT_KEYS", "build_results", "report_frames"]
 
-RESULT_KEYS = ("config", "data", "strategies", "tests", "forecasts")
+RESULT_KEYS = ("config", "data", "strategies", "tests", "forecasts", "universe")
 
 
 def jsonable(value: Any) -> Any:
@@ -120,13 +122,45 @@ def build_results(result: StudyResult, run: dict[str, Any], coverage: pd.DataFra
             "overall": _records(result.forecast_overall),
             "models": {
                 "trained": len(trained),
+                "registry": asdict(stats) if (stats := result.decided.registry_stats) else None,
                 "folds": len(result.folds),
                 "fold_cutoffs": [f.key for f in result.folds],
                 "errors": errors,
             },
         },
     }
+    doc["universe"] = _universe_doc(result)
+    if (ev := result.forecast_evaluation) is not None:
+        doc["forecast_evaluation"] = {
+            "baseline": ev.baseline,
+            "test": "Diebold-Mariano with the Harvey-Leybourne-Newbold correction, squared-error loss",
+            "dm_tests": _records(ev.dm_tests),
+            "decay": _records(ev.decay),
+        }
+    doc.update(_statistics_doc(result, doc["tests"]))
     return jsonable(doc)
+
+
+STATISTICS_KEYS = ("effects", "verdicts", "sharpe", "trials", "overfitting", "regimes", "quarters")
+"""Top-level keys added by the statistics battery (issue 5; :mod:`kallos.evaluation.battery`)."""
+
+
+def _statistics_doc(result: StudyResult, tests: dict) -> dict:
+    """The statistics keys; ``tests`` gains ``family_size`` and ``bootstrap`` (its ``period`` kept)."""
+    if result.statistics is None:
+        return {}
+    stats_doc = result.statistics.to_results()
+    tests.update({k: v for k, v in stats_doc["tests"].items() if k != "period"})
+    return {k: stats_doc[k] for k in STATISTICS_KEYS}
+
+
+def _universe_doc(result: StudyResult) -> dict:
+    """``results["universe"]``: method, per-coin market-cap sources, constituents, reconciliation."""
+    u = result.config.universe
+    recon = result.reconciliation
+    if recon is None:
+        recon = pd.DataFrame(columns=["coin_id", "month", "flagged"])
+    return universe_summary(result.universe, u.method, u.top_n, recon, u.divergence_threshold)
 
 
 def report_frames(result: StudyResult) -> ReportFrames:

@@ -12,17 +12,18 @@ writes what it returns. The time discipline, stage by stage:
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from kallos.backtest import run_backtest
+from kallos.backtest import drift_weights, run_backtest
 from kallos.config import StudyConfig
 from kallos.data.panel import MarketPanel
-from kallos.data.universe import capped_weights, month_starts, monthly_universe, universe_on
-from kallos.evaluation import forecast_accuracy, pairwise_tests, performance_metrics
+from kallos.data.reconcile import price_divergence
+from kallos.data.universe import build_universe, capped_weights, month_starts, universe_on
+from kallos.evaluation import ForecastEvaluation, forecast_evaluation, performance_metrics
+from kallos.evaluation.battery import StudyStatistics, evaluate
 from kallos.exceptions import DataValidationError
 from kallos.features import compute_indicators, forward_log_return
 from kallos.forecast import (
@@ -33,9 +34,9 @@ from kallos.forecast import (
     JobResult,
     forecasts_frame,
     make_forecaster,
-    run_jobs,
     stable_seed,
 )
+from kallos.forecast.model_store import ModelRegistry, RegistryStats, run_jobs_with_registry
 from kallos.pipeline.progress import NullProgress, Progress
 from kallos.portfolio import (
     BENCHMARKS,
@@ -60,6 +61,7 @@ class Decisions:
     through : last decision date covered.
     universe, folds, decision_dates, forecasts, jobs, decisions, weights : as in :class:`StudyResult`.
     strategies : the strategies that took the decisions.
+    registry_stats : how many recurrent models the model registry served (None without one).
     """
 
     through: pd.Timestamp
@@ -71,6 +73,7 @@ class Decisions:
     decisions: pd.DataFrame = field(repr=False)
     weights: pd.DataFrame = field(repr=False)
     strategies: list[Strategy] = field(repr=False)
+    registry_stats: RegistryStats | None = None
 
 
 @dataclass(frozen=True)
@@ -85,10 +88,17 @@ class StudyResult:
     backtests : variant key -> BacktestResult.
     variants : variant key -> (strategy, objective or None).
     metrics : variant key -> {"net": {...}, "gross": {...}}.
-    tests : pairwise test table (see :func:`kallos.evaluation.pairwise_tests`).
+    tests : pairwise test records (``statistics.tests``, see :func:`kallos.evaluation.battery.run_battery`).
     forecast_accuracy : per forecaster, coin and quarter (the quarter a forecast trades into).
     forecast_overall : per forecaster pooled over coins (``coin_id == "all"``) and per coin.
     coin_returns : daily simple returns of every universe coin over the test period.
+    reconciliation : CoinGecko vs Binance close divergence per coin-month
+        (:func:`kallos.data.reconcile.price_divergence`).
+    statistics : the statistics battery (:func:`kallos.evaluation.battery.evaluate`): tests,
+        effects, verdicts, PSR/DSR, PBO, regime and quarter breakdowns.
+    forecast_evaluation : accuracy per coin and quarter, Diebold-Mariano tests against naive
+        persistence, residuals and accuracy by weeks since training
+        (:func:`kallos.evaluation.forecast_evaluation`).
     """
 
     config: StudyConfig
@@ -106,6 +116,9 @@ class StudyResult:
     forecast_accuracy: pd.DataFrame = field(repr=False)
     forecast_overall: pd.DataFrame = field(repr=False)
     coin_returns: pd.DataFrame = field(repr=False)
+    reconciliation: pd.DataFrame | None = field(default=None, repr=False)
+    statistics: StudyStatistics | None = field(default=None, repr=False)
+    forecast_evaluation: ForecastEvaluation | None = field(default=None, repr=False)
 
     universe = property(lambda self: self.decided.universe)
     folds = property(lambda self: self.decided.folds)
@@ -151,6 +164,11 @@ def build_strategies(config: StudyConfig) -> list[Strategy]:
                 risk_aversion=p.risk_aversion,
                 l2_gamma=p.l2_gamma,
                 risk_free_rate=p.risk_free_rate,
+                target_volatility=p.target_volatility,
+                target_return=p.target_return,
+                turnover_limit=p.turnover_limit,
+                allow_cash=p.allow_cash,
+                mip_time_limit=p.mip_time_limit,
             )
             strategies.append(ForecastStrategy(name, optimizer))
     strategies.append(BENCHMARKS["market_cap"](config.universe.benchmark_max_weight))
@@ -202,7 +220,12 @@ def _contexts(
     for date in dates:
         coins = universe_on(universe, date)
         window = panel.returns.loc[date - pd.Timedelta(days=lookback - 1) : date, coins]
-        cov = cov_matrix(window, config.portfolio.covariance)
+        cov = cov_matrix(
+            window,
+            config.portfolio.covariance,
+            halflife=config.portfolio.cov_halflife,
+            return_cap=config.portfolio.cov_return_cap,
+        )
         month = (date + pd.Timedelta(days=1)).to_period("M").to_timestamp()
         caps = universe.loc[universe["month"] == month].set_index("coin_id")["market_cap"]
         expected = {}
@@ -214,14 +237,37 @@ def _contexts(
         yield RebalanceContext(date, coins, cov, caps, expected, date in recon)
 
 
-def _decide(strategies: list[Strategy], contexts, n_dates: int, progress: Progress):
+def _decide(
+    strategies: list[Strategy],
+    contexts,
+    n_dates: int,
+    progress: Progress,
+    returns: pd.DataFrame | None = None,
+    cash_rate: float = 0.0,
+):
+    """Target weights per strategy and date; one decisions row each with how they were obtained.
+
+    ``returns`` (daily simple): when given, each strategy receives its previous target drifted to
+    ``ctx.date`` (the backtest's rule) as ``current_weights``, for a turnover limit.
+    Decision columns: ``objective_used``, ``solver`` ("none" for benchmarks/equal weight),
+    ``fallback`` (bool) and ``fallback_chain`` (failed attempts then the one used, joined by " → ").
+    """
     decisions, weights = [], []
+    last: dict[str, tuple[pd.Timestamp, pd.Series]] = {}
     with progress.stage("Optimising portfolios", total=n_dates) as bar:
         for ctx in contexts:
             for s in strategies:
                 if not s.trades_on(ctx):
                     continue
-                res = s.target(ctx)
+                current = None
+                if returns is not None and s.key in last:
+                    since, held = last[s.key]
+                    window = returns.loc[since + pd.Timedelta(days=1) : ctx.date]
+                    current = drift_weights(held, window, cash_rate)
+                res = s.target(ctx, current)
+                last[s.key] = (ctx.date, res.weights)
+                solver = getattr(res, "solver", "") or "none"
+                chain = [*res.fallback_chain, f"{res.objective_used} ({solver})"] if res.used_fallback else []
                 decisions.append(
                     (
                         s.name,
@@ -229,8 +275,9 @@ def _decide(strategies: list[Strategy], contexts, n_dates: int, progress: Progre
                         s.key,
                         ctx.date,
                         res.objective_used,
+                        solver,
                         res.used_fallback,
-                        " | ".join(res.fallback_chain),
+                        " → ".join(chain),
                     )
                 )
                 w = res.weights[res.weights > 0]
@@ -238,28 +285,9 @@ def _decide(strategies: list[Strategy], contexts, n_dates: int, progress: Progre
                     (s.name, s.objective or "none", s.key, ctx.date, c, float(v)) for c, v in w.items()
                 )
             bar.advance()
-    dcols = ["strategy", "objective", "key", "date", "objective_used", "fallback", "fallback_chain"]
+    dcols = ["strategy", "objective", "key", "date", "objective_used", "solver", "fallback", "fallback_chain"]
     wcols = ["strategy", "objective", "key", "date", "coin_id", "weight"]
     return pd.DataFrame(decisions, columns=dcols), pd.DataFrame(weights, columns=wcols)
-
-
-def _test_pairs(config: StudyConfig, keys: list[str]) -> tuple[list[tuple[str, str]], dict]:
-    """All pairs under each objective (forecast variants and benchmarks), benchmark pair once."""
-    pairs, groups = [], {}
-    benches = [k for k in keys if "/" not in k]
-    for objective in config.portfolio.objectives:
-        members = [k for k in keys if k.endswith(f"/{objective}")]
-        for a, b in itertools.combinations(members, 2):
-            pairs.append((a, b))
-            groups[(a, b)] = objective
-        for a in members:
-            for b in benches:
-                pairs.append((a, b))
-                groups[(a, b)] = objective
-    for a, b in itertools.combinations(benches, 2):
-        pairs.append((a, b))
-        groups[(a, b)] = "benchmarks"
-    return pairs, groups
 
 
 def decide(
@@ -267,6 +295,7 @@ def decide(
     config: StudyConfig,
     through: pd.Timestamp | None = None,
     progress: Progress | None = None,
+    registry: ModelRegistry | None = None,
 ) -> Decisions:
     """Universe, forecasts and target weights for every decision date up to ``through``.
 
@@ -276,6 +305,8 @@ def decide(
     through : last decision date (default ``backtest.end - 1``). Decisions at or before
         ``through`` depend only on panel rows at or before it (the no-look-ahead test
         compares them with and without later data).
+    registry : model registry; registered models are reused instead of retrained and new
+        ones registered (see :mod:`kallos.forecast.model_store`). None trains everything.
 
     Raises
     ------
@@ -298,7 +329,7 @@ def decide(
 
     # Universe: month m+1 chosen at the close of the last day of month m.
     months = month_starts(start, min(end, through + pd.Timedelta(days=1)))
-    universe = monthly_universe(panel, months, config.universe.top_n, config.universe.min_history_days)
+    universe = build_universe(panel, months, config.universe)
     universe["benchmark_weight"] = universe.groupby("month", group_keys=False)["market_cap"].transform(
         lambda caps: capped_weights(caps, config.universe.benchmark_max_weight)
     )
@@ -316,17 +347,40 @@ def decide(
     folds = splitter.split(first_decision, through)
     jobs = _forecast_jobs(config, folds, histories, universe, first_decision)
     with progress.stage("Training forecasters (walk-forward)", total=len(jobs)) as bar:
-        results = run_jobs(
+        results, reuse = run_jobs_with_registry(
             jobs,
+            registry,
             n_jobs=config.n_jobs,
             on_done=lambda r: bar.advance(note=f"{r.forecaster} {r.coin_id} {r.fold.key}"),
         )
+    if registry is not None:
+        with progress.stage(f"Model registry: {reuse.message()}", total=None):
+            pass
     forecasts = forecasts_frame(results, config.forecast.horizon)
 
     strategies = build_strategies(config)
     contexts = _contexts(panel, config, universe, forecasts, dates, recon)
-    decisions, weights = _decide(strategies, contexts, len(dates), progress)
-    return Decisions(through, universe, folds, dates, forecasts, results, decisions, weights, strategies)
+    limited = config.portfolio.turnover_limit is not None
+    decisions, weights = _decide(
+        strategies,
+        contexts,
+        len(dates),
+        progress,
+        returns=panel.returns if limited else None,
+        cash_rate=config.backtest.cash_rate,
+    )
+    return Decisions(
+        through,
+        universe,
+        folds,
+        dates,
+        forecasts,
+        results,
+        decisions,
+        weights,
+        strategies,
+        reuse if registry is not None else None,
+    )
 
 
 def _realised(panel: MarketPanel, forecasts: pd.DataFrame, horizon: int) -> pd.Series:
@@ -338,8 +392,25 @@ def _realised(panel: MarketPanel, forecasts: pd.DataFrame, horizon: int) -> pd.S
     return out
 
 
-def run_study(panel: MarketPanel, config: StudyConfig, progress: Progress | None = None) -> StudyResult:
+def _reconciliation(panel: MarketPanel, config: StudyConfig) -> pd.DataFrame:
+    """CoinGecko vs Binance divergence per coin-month (empty when one source is absent)."""
+    cg, bn = panel.source_close.get("coingecko"), panel.source_close.get("binance")
+    if cg is None or bn is None:
+        return price_divergence(pd.DataFrame(), pd.DataFrame())
+    return price_divergence(cg, bn, config.universe.divergence_threshold)
+
+
+def run_study(
+    panel: MarketPanel,
+    config: StudyConfig,
+    progress: Progress | None = None,
+    registry: ModelRegistry | None = None,
+    n_trials_tuning: int = 0,
+) -> StudyResult:
     """Run the walk-forward study on ``panel`` (see the module docstring).
+
+    ``n_trials_tuning`` is the number of hyper-parameter trials recorded by tuning
+    (``count_trials``); the deflated Sharpe ratio counts them plus the variants.
 
     Raises
     ------
@@ -354,14 +425,22 @@ def run_study(panel: MarketPanel, config: StudyConfig, progress: Progress | None
             f"data end {panel.dates[-1].date()} before backtest.end {end.date()}: import newer data "
             "or set an earlier backtest.end"
         )
-    d = decide(panel, config, progress=progress)
+    d = decide(panel, config, progress=progress, registry=registry)
     forecasts = d.forecasts.assign(realised=_realised(panel, d.forecasts, config.forecast.horizon))
 
     backtests, variants = {}, {}
     with progress.stage("Backtesting", total=len(d.strategies)) as bar:
         for s in d.strategies:
             w = d.weights[d.weights["key"] == s.key].pivot(index="date", columns="coin_id", values="weight")
-            backtests[s.key] = run_backtest(w, panel.returns, end, bt.cost_bps)
+            backtests[s.key] = run_backtest(
+                w,
+                panel.returns,
+                end,
+                bt.cost_bps,
+                slippage_bps=bt.slippage_bps,
+                allow_cash=config.portfolio.allow_cash,
+                cash_rate=bt.cash_rate,
+            )
             variants[s.key] = (s.name, s.objective)
             bar.advance()
 
@@ -377,19 +456,11 @@ def run_study(panel: MarketPanel, config: StudyConfig, progress: Progress | None
             for key, res in backtests.items()
         }
         net = pd.DataFrame({k: r.returns_net.loc[start:end] for k, r in backtests.items()})
-        pairs, groups = _test_pairs(config, list(backtests))
-        tests = pairwise_tests(net, pairs, groups=groups, alpha=config.evaluation.alpha)
-        # A forecast made at the close of t is scored in the quarter its trade goes into (t + 1).
-        scored = forecasts.dropna(subset=["realised"])
-        scored = scored.assign(quarter=(scored["as_of"] + pd.Timedelta(days=1)).dt.to_period("Q").astype(str))
-        accuracy = forecast_accuracy(scored, by=("forecaster", "coin_id", "quarter"))
-        overall = pd.concat(
-            [
-                forecast_accuracy(scored, by=("forecaster",)).assign(coin_id="all"),
-                forecast_accuracy(scored, by=("forecaster", "coin_id")),
-            ],
-            ignore_index=True,
-        )
+        statistics = evaluate(net, variants, "market_cap", config.evaluation, n_trials_tuning)
+        tests = statistics.tests
+        # A forecast made at the close of t is scored in the quarter its trade goes into (t + 1);
+        # accuracy per coin and quarter, Diebold-Mariano tests, residuals and decay in one place.
+        evaluation = forecast_evaluation(forecasts, baseline="naive_persistence")
 
     coins = sorted(d.universe["coin_id"].unique())
     return StudyResult(
@@ -405,7 +476,10 @@ def run_study(panel: MarketPanel, config: StudyConfig, progress: Progress | None
         variants=variants,
         metrics=metrics,
         tests=tests,
-        forecast_accuracy=accuracy,
-        forecast_overall=overall,
+        forecast_accuracy=evaluation.accuracy,
+        forecast_overall=evaluation.overall,
         coin_returns=panel.returns.loc[d.decision_dates[0] : end, coins],
+        reconciliation=_reconciliation(panel, config),
+        statistics=statistics,
+        forecast_evaluation=evaluation,
     )
