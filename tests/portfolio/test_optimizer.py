@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import pickle
 
 import cvxpy as cp
 import numpy as np
@@ -160,7 +161,24 @@ def test_direct_path_equals_cvxpy_path(seed, objective, turnover, cash):
             opt_module.USE_DIRECT = True
     fast, ref = fits
     assert fast.objective_used_ == ref.objective_used_
-    np.testing.assert_allclose(fast.weights_, ref.weights_, atol=2e-5)
+    np.testing.assert_allclose(fast.weights_, ref.weights_, atol=1e-5)
+
+
+def test_fitted_optimizer_pickles_and_resolves(cov):
+    """The in-place CLARABEL solver is dropped on pickling and rebuilt; results are unchanged."""
+    m = _fit("max_sharpe", MU, cov)
+    clone = pickle.loads(pickle.dumps(m))
+    np.testing.assert_allclose(clone.fit(MU * 1.1, cov).weights_, m.fit(MU * 1.1, cov).weights_, atol=1e-9)
+
+
+def test_direct_path_failure_hands_over_to_cvxpy(cov, monkeypatch):
+    monkeypatch.setattr(opt_module.DirectProblem, "solve", lambda self, *args: (None, "solver_error"))
+    m = _fit("max_sharpe", MU, cov)
+    assert m.objective_used_ == "max_sharpe" and m.fallback_chain_ == ()
+    assert m.result_.attempts == (
+        Attempt("max_sharpe", "CLARABEL", "optimal", "CLARABEL(direct) solver_error; re-solved with cvxpy"),
+    )
+    np.testing.assert_allclose(m.weights_, _pypfopt("max_sharpe", MU, cov), atol=1e-5)
 
 
 def test_sqrt_factor_reproduces_a_singular_cov():
@@ -169,6 +187,10 @@ def test_sqrt_factor_reproduces_a_singular_cov():
     cov = x.T @ x  # rank 3 of 5
     f = sqrt_factor(cov)
     np.testing.assert_allclose(f.T @ f, cov, atol=1e-12)
+    full = _cov().to_numpy()  # positive definite: the Cholesky branch
+    np.testing.assert_allclose(sqrt_factor(full).T @ sqrt_factor(full), full, rtol=1e-12, atol=1e-15)
+    indefinite = np.diag([1.0, 0.5, -1e-9])  # rounding-level negative eigenvalue: clipped to 0
+    np.testing.assert_allclose(sqrt_factor(indefinite).T @ sqrt_factor(indefinite), np.diag([1, 0.5, 0]))
 
 
 def test_max_return_l2_known_answer(cov):

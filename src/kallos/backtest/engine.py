@@ -14,7 +14,9 @@ Rules (enforced here, so no caller has to remember to shift signals):
   from cash: ``c = rate / (1 + rate)`` for a fully invested target). The net return of the first
   day the new weights earn is ``1 + r^net = (1 - c_t)(1 + r^gross)``. This is the accounting of
   vectorbt ``Portfolio.from_orders`` with target-percent orders ``w* (1 - c_t)`` and
-  proportional fees (cross-checked in the tests);
+  proportional fees and ``min_size=0`` (cross-checked in the tests; ``benchmarks/portfolio.py``
+  finds equity within 1e-13 over 10,000 days; vectorbt's default ``min_size`` of 1e-8 shares
+  skips tiny rebalancing trades);
 * a target row may sum below 1 when ``allow_cash``: the rest is cash earning ``cash_rate``
   (annual simple, ``cash_rate / 365`` a day), drifting like any position.
 

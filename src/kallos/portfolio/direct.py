@@ -87,7 +87,7 @@ class DirectProblem:
         ones = np.ones(n)
         # Structural pattern: every datum that can be non-zero set to one.
         probe = (ones, np.eye(n) + 1.0, (ones, ones), 1.0, (ones, 1.0))
-        p_probe, _, a_probe, _, self.cones = self._assemble(*probe)
+        p_probe, _, a_probe, _, self.cones = self._assemble(*probe)  # cones: [(kind, size)]
         self._p_pattern = sparse.csc_matrix(np.triu(p_probe != 0).astype(float))
         self._a_pattern = sparse.csc_matrix((a_probe != 0).astype(float))
         self._p_index = _column_major_index(np.triu(p_probe != 0))
@@ -137,7 +137,12 @@ class DirectProblem:
             setattr(settings, name, value)
         p, a = self._p_pattern.copy(), self._a_pattern.copy()
         p.data, a.data = p_data, a_data
-        return clarabel.DefaultSolver(p, q, a, b, self.cones, settings)
+        cones = [_CONES[kind](size) for kind, size in self.cones]
+        return clarabel.DefaultSolver(p, q, a, b, cones, settings)
+
+    def __getstate__(self) -> dict:
+        """Picklable: the Rust solver is dropped and rebuilt on the next solve."""
+        return {**self.__dict__, "_solver": None}
 
     def _assemble(
         self,
@@ -146,8 +151,8 @@ class DirectProblem:
         bounds: tuple[np.ndarray, np.ndarray],
         scalar: float,
         turnover: tuple[np.ndarray, float],
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list]:
-        """Dense ``P`` (nz, nz), ``q``, ``A`` (m, nz), ``b`` and the cone list."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[tuple[str, int]]]:
+        """Dense ``P`` (nz, nz), ``q``, ``A`` (m, nz), ``b`` and the cones as ``(kind, size)``."""
         n, nz = self.n, self.nz
         risk, l2, ret = self.objective.terms(scalar)
         p = np.zeros((nz, nz))
@@ -184,7 +189,7 @@ class DirectProblem:
         for cone, parts in rows.items():
             size = sum(len(b_part) for *_, b_part in parts)
             if size:
-                cones.append(_CONES[cone](size))
+                cones.append((cone, size))
             for x_block, s_col, t_block, b_part in parts:
                 block = np.zeros((len(b_part), nz))
                 block[:, :n] = x_block

@@ -3,9 +3,17 @@
 Inputs are annualised: ``expected_returns`` (simple, per year) and ``cov_matrix`` (of daily
 simple returns × 365). Each problem is built once per (objective, number of assets,
 mixed-integer or not) and re-solved with new parameter values - expected excess returns
-``mu - rf``, a square-root factor ``F`` of the covariance (``F'F = cov``, from the eigen
+``mu - rf``, a square-root factor ``F`` of the covariance (``F'F = cov``: Cholesky, or the eigen
 decomposition so a singular matrix works too), the drifted current weights and the
 objective's scalars - so cvxpy compiles it only once (Disciplined Parametrized Programming).
+
+Continuous problems take a faster route first: :mod:`kallos.portfolio.direct` assembles the
+same problem in CLARABEL's standard form once and re-solves it by updating the solver's data in
+place (attempt solver ``"CLARABEL(direct)"``, ~10-20x faster than a fresh PyPortfolioOpt solve at
+n = 20, see ``benchmarks/portfolio.py``); when it does not report an optimum the cvxpy problem is
+solved (solver ``"CLARABEL"``, the hand-over noted in the attempt's reason). Both are built from
+one description per objective (:meth:`Objective.terms`, :attr:`Objective.extra`). Mixed-integer
+problems always go through cvxpy (SCIP).
 
 Objectives (:data:`OBJECTIVES`, a registry; all on excess returns ``mu - rf``):
 
@@ -47,14 +55,14 @@ import functools
 import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import cvxpy as cp
 import numpy as np
 import pandas as pd
 
 from kallos.exceptions import ConfigError, OptimizationError
-from kallos.portfolio.direct import DIRECT_SOLVER, DirectProblem
+from kallos.portfolio.direct import DIRECT_SOLVER, TOLERANCES, DirectProblem
 from kallos.types import OptimizationResult
 
 __all__ = [
@@ -175,9 +183,18 @@ class PortfolioConstraints:
 
 
 def sqrt_factor(cov: np.ndarray) -> np.ndarray:
-    """``F`` with ``F'F = cov`` (eigen decomposition, negative eigenvalues clipped to 0)."""
-    vals, vecs = np.linalg.eigh((cov + cov.T) / 2)
-    return np.sqrt(np.clip(vals, 0.0, None))[:, None] * vecs.T
+    """``F`` (n, n) with ``F'F = cov`` (n, n).
+
+    The upper Cholesky factor when ``cov`` is positive definite (fast); otherwise (singular or
+    slightly indefinite from rounding) from the eigen decomposition with negative eigenvalues
+    clipped to 0.
+    """
+    sym = (cov + cov.T) / 2
+    try:
+        return np.linalg.cholesky(sym).T
+    except np.linalg.LinAlgError:
+        vals, vecs = np.linalg.eigh(sym)
+        return np.sqrt(np.clip(vals, 0.0, None))[:, None] * vecs.T
 
 
 def max_attainable_return(expected_returns: pd.Series, max_weight: float) -> float:
@@ -266,7 +283,7 @@ class _Problem:
             self.w_drift.value, self.budget.value = turnover
         if self.big_m is not None:
             self.big_m.value = big_m
-        opts = {"scip_params": {"limits/time": self.time_limit}} if self.mip else {}
+        opts = {"scip_params": {"limits/time": self.time_limit}} if self.mip else dict(TOLERANCES)
         try:
             self.problem.solve(solver=MIP_SOLVER if self.mip else SOLVER, **opts)
         except cp.error.SolverError as err:
@@ -300,7 +317,8 @@ class Objective:
     scalar_attr: ClassVar[str | None] = None
     scalar_nonneg: ClassVar[bool] = True
 
-    def terms(self, scalar):
+    def terms(self, scalar: float | cp.Parameter) -> tuple[Any, Any, Any]:
+        """``(risk, l2, ret)`` weights (floats, or cvxpy expressions of the scalar Parameter)."""
         return 1.0, 0.0, 0.0
 
     def build(self, p: _Problem) -> tuple[cp.Expression, list[cp.Constraint]]:
