@@ -38,7 +38,7 @@ def test_failed_database_write_leaves_nothing(tmp_path, small_result, monkeypatc
 
     monkeypatch.setattr(store, "write_run", broken)
     with pytest.raises(StoreError, match="disk full"):
-        persist_study(small_result, store, tmp_path / "out", wall_seconds=1.0)
+        persist_study(small_result, store, tmp_path / "out", wall_seconds=1.0, tearsheets=False)
     assert list((tmp_path / "out").iterdir()) == []  # no run directory, no partial one
     assert store.count(s.runs) == 0 and store.count(s.portfolio_weights) == 0
 
@@ -46,7 +46,7 @@ def test_failed_database_write_leaves_nothing(tmp_path, small_result, monkeypatc
 def test_successful_run_is_recorded_once(tmp_path, small_result):
     store = Store(f"sqlite:///{tmp_path / 'k.db'}")
     store.create_schema()
-    run_dir = persist_study(small_result, store, tmp_path / "out", wall_seconds=1.0)
+    run_dir = persist_study(small_result, store, tmp_path / "out", wall_seconds=1.0, tearsheets=False)
     assert [p.name for p in (tmp_path / "out").iterdir()] == [run_dir.name]
     assert store.run_ids() == [run_dir.name]
     # Two strategies (min_volatility) + two benchmarks, 61 days each.
