@@ -147,7 +147,7 @@ class ForecastConfig(_Strict):
     validation_days: int = Field(91, ge=7, description="last 13 weeks of each training window")
     min_train_samples: int = Field(60, ge=10)
     historical_mean_window: int = Field(365, ge=2)
-    forecasters: tuple[str, ...] = ("gru", "historical_mean", "naive_persistence")
+    forecasters: tuple[str, ...] = ("gru", "lstm", "historical_mean", "naive_persistence")
     recurrent: RecurrentConfig = RecurrentConfig()
     tuning: TuningConfig = TuningConfig()
 

@@ -24,6 +24,8 @@ SMALL_STUDY = """
 n_jobs = 2
 [universe]
 top_n = 4
+[forecast]
+forecasters = ["gru", "historical_mean", "naive_persistence"]
 [backtest]
 start = 2023-01-01
 end = 2023-06-30

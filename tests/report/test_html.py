@@ -18,6 +18,9 @@ from plotly.offline import get_plotlyjs
 from kallos.report import charts
 from kallos.report.html import ReportFrames, _fmt_float, _fmt_p, _fmt_pct, render_report, write_report
 
+# The forecast-driven strategies of the report fixture (tests/report/conftest.py).
+FIXTURE_STRATEGIES = ("gru", "historical_mean", "naive_persistence")
+
 SECTION_HEADINGS = [
     "Kallos study report",
     "Configuration",
@@ -264,7 +267,7 @@ def test_cumulative_returns_one_panel_per_objective(study: tuple[dict[str, Any],
     for axis, objective in zip(["x", "x2"], objectives, strict=True):
         traces = by_panel[axis]
         assert len(traces) == 5
-        expected = {f"{s}/{objective}" for s in charts.FORECAST_STRATEGIES} | set(charts.BENCHMARK_STRATEGIES)
+        expected = {f"{s}/{objective}" for s in FIXTURE_STRATEGIES} | set(charts.BENCHMARK_STRATEGIES)
         assert {t.meta for t in traces} == expected
         for t in traces:
             wealth = (1 + frames.returns_net[t.meta]).cumprod().to_numpy()
@@ -308,11 +311,11 @@ def test_weights_figure_stacks_to_one(study: tuple[dict[str, Any], ReportFrames]
     results, frames = study
     objectives = _objectives(results)
     fig = charts.weights_figure(frames.weights, objectives)
-    assert len(list(fig.select_xaxes())) == len(charts.FORECAST_STRATEGIES) * len(objectives)
+    assert len(list(fig.select_xaxes())) == len(FIXTURE_STRATEGIES) * len(objectives)
     stacks: dict[str, np.ndarray] = {}
     for t in fig.data:
         stacks[t.stackgroup] = stacks.get(t.stackgroup, 0) + np.asarray(t.y, dtype=float)
-    assert len(stacks) == len(charts.FORECAST_STRATEGIES) * len(objectives)  # benchmarks not drawn
+    assert len(stacks) == len(FIXTURE_STRATEGIES) * len(objectives)  # benchmarks not drawn
     for total in stacks.values():
         np.testing.assert_allclose(total, 1.0, atol=1e-12)
 

@@ -50,7 +50,13 @@ __all__ = [
     "weights_figure",
 ]
 
-FORECAST_STRATEGIES: tuple[str, ...] = ("gru", "historical_mean", "naive_persistence")
+FORECAST_STRATEGIES: tuple[str, ...] = (
+    "gru",
+    "lstm",
+    "gru_attention",
+    "historical_mean",
+    "naive_persistence",
+)
 """Forecast-driven strategies in display order; unknown strategies follow alphabetically."""
 
 BENCHMARK_STRATEGIES: tuple[str, ...] = ("market_cap", "equal_weight")
@@ -59,6 +65,7 @@ BENCHMARK_STRATEGIES: tuple[str, ...] = ("market_cap", "equal_weight")
 STRATEGY_COLOURS: Mapping[str, str] = {
     "gru": "#e4572e",
     "lstm": "#f29e4c",
+    "gru_attention": "#c33c54",
     "historical_mean": "#2e86ab",
     "naive_persistence": "#7e57c2",
     "market_cap": "#2b2d42",
