@@ -14,6 +14,11 @@ Usage::
 (b) Wall time of K models trained in one stack vs the same K models trained one at a time
     (:func:`kallos.forecast.batched.train_stack`, same epochs, no early stopping: same work).
 
+Both parts run at two sizes — the given one (``--hidden``/``--layers``; ``--batched-hidden``
+for (b)) and a small one (``--small-hidden``, 1 layer) — because the ratios depend on size:
+small models are bound by per-op overhead (which stacking amortises), large ones by matmul
+FLOPs (which no CPU implementation avoids).
+
 Both libraries run with the same torch intra-op thread count (``--threads``, default 2).
 Darts is a benchmark-only extra: ``pip install "u8darts[torch]==0.41.0"``.
 Speed is measured here, never in tests.
@@ -150,7 +155,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--models", type=int, default=20, help="K for part (b)")
     parser.add_argument(
-        "--batched-hidden", type=int, default=None, help="hidden size for (b); default --hidden"
+        "--batched-hidden", type=int, default=32, help="hidden size for (b) at --layers layers"
+    )
+    parser.add_argument(
+        "--small-hidden", type=int, default=32, help="hidden size of the small 1-layer size in (a) and (b)"
     )
     parser.add_argument("--cutoff", default="2023-12-31")
     parser.add_argument("--threads", type=int, default=2)
@@ -184,7 +192,7 @@ def main() -> None:
             m.prepare(h.upto(fold.cutoff), fold) for m, h in zip(models, histories, strict=True)
         ]
 
-    template, data = prepared(cfg)
+    _, data = prepared(cfg)
     # train_stack defaults to one thread (machine-independent results); here both libraries
     # get --threads, so the comparison is like for like.
     torch.set_num_threads(args.threads)
@@ -200,35 +208,39 @@ def main() -> None:
         f"torch threads {args.threads} for both"
     )
 
-    print("\n(a) one model: training throughput and validation MSE (scaled units)")
-    k_sec, (k_mse,) = kallos_run([d0], template, args.threads)
-    d_sec, d_mse = darts_run(d0, cfg, args.epochs)
-    work = len(d0.x_train) * args.epochs
-    print(f"{'':24s}{'seconds':>10s}{'samples/s':>12s}{'val MSE':>10s}")
-    print(f"{'kallos GRU':24s}{k_sec:10.2f}{work / k_sec:12.0f}{k_mse:10.4f}")
-    print(f"{'darts BlockRNN GRU':24s}{d_sec:10.2f}{work / d_sec:12.0f}{d_mse:10.4f}")
-    print(
-        f"throughput ratio kallos/darts: {d_sec / k_sec:.2f}x (target >= 3x); "
-        f"val MSE kallos {'<=' if k_mse <= d_mse else '>'} darts"
-    )
+    sizes = [(cfg.hidden_size, cfg.num_layers), (args.small_hidden, 1)]
+    for hidden, layers in sizes:
+        cfg_a = cfg.model_copy(update={"hidden_size": hidden, "num_layers": layers})
+        template_a = RecurrentForecaster(cfg_a, cell="gru", horizon=study.forecast.horizon, seed=0)
+        print(f"\n(a) one model, GRU hidden {hidden}, layers {layers}: training throughput, validation MSE")
+        k_sec, (k_mse,) = kallos_run([d0], template_a, args.threads)
+        d_sec, d_mse = darts_run(d0, cfg_a, args.epochs)
+        work = len(d0.x_train) * args.epochs
+        print(f"{'':24s}{'seconds':>10s}{'samples/s':>12s}{'val MSE':>10s}")
+        print(f"{'kallos GRU':24s}{k_sec:10.2f}{work / k_sec:12.0f}{k_mse:10.4f}")
+        print(f"{'darts BlockRNN GRU':24s}{d_sec:10.2f}{work / d_sec:12.0f}{d_mse:10.4f}")
+        print(
+            f"throughput ratio kallos/darts: {d_sec / k_sec:.2f}x (target >= 3x); "
+            f"val MSE kallos {'<=' if k_mse <= d_mse else '>'} darts"
+        )
 
-    hidden_b = args.batched_hidden or args.hidden
-    cfg_b = cfg.model_copy(update={"hidden_size": hidden_b})
-    template_b, data_b = prepared(cfg_b)
-    print(
-        f"\n(b) K = {len(data_b)} models (one per coin, same fold), GRU hidden {hidden_b}: "
-        "one stack vs one at a time"
-    )
-    stack_sec, _ = kallos_run(data_b, template_b, args.threads)
-    t0 = time.perf_counter()
-    for d in data_b:
-        train_stack([d], template_b, args.threads)
-    loop_sec = time.perf_counter() - t0
-    samples = sum(len(d.x_train) for d in data_b) * args.epochs
-    print(f"{'':24s}{'seconds':>10s}{'samples/s':>12s}")
-    print(f"{'one at a time':24s}{loop_sec:10.2f}{samples / loop_sec:12.0f}")
-    print(f"{'one stack (batched)':24s}{stack_sec:10.2f}{samples / stack_sec:12.0f}")
-    print(f"speed-up: {loop_sec / stack_sec:.2f}x (target >= 10x)")
+    for hidden, layers in [(args.batched_hidden or cfg.hidden_size, cfg.num_layers), (args.small_hidden, 1)]:
+        cfg_b = cfg.model_copy(update={"hidden_size": hidden, "num_layers": layers})
+        template_b, data_b = prepared(cfg_b)
+        print(
+            f"\n(b) K = {len(data_b)} models (one per coin, same fold), GRU hidden {hidden}, "
+            f"layers {layers}: one stack vs one at a time (both {args.threads} thread(s))"
+        )
+        stack_sec, _ = kallos_run(data_b, template_b, args.threads)
+        t0 = time.perf_counter()
+        for d in data_b:
+            train_stack([d], template_b, args.threads)
+        loop_sec = time.perf_counter() - t0
+        samples = sum(len(d.x_train) for d in data_b) * args.epochs
+        print(f"{'':24s}{'seconds':>10s}{'samples/s':>12s}")
+        print(f"{'one at a time':24s}{loop_sec:10.2f}{samples / loop_sec:12.0f}")
+        print(f"{'one stack (batched)':24s}{stack_sec:10.2f}{samples / stack_sec:12.0f}")
+        print(f"speed-up: {loop_sec / stack_sec:.2f}x (target >= 10x)")
 
 
 if __name__ == "__main__":
