@@ -14,7 +14,8 @@
     ``min_names`` and ``min_weight_held`` 0.02: seconds per solve. SCIP stops at the optimiser's
     ``mip_time_limit`` (10 s), so a 10 s figure means "limit reached, best portfolio used".
 
-Usage: ``python benchmarks/portfolio.py [--quick]`` (``--quick``: smaller sizes for a smoke run).
+Usage: ``python benchmarks/portfolio.py [--quick] [--part a|b|c ...]`` (``--quick``: smaller sizes for
+a smoke run; ``--part``: only the named parts, repeatable).
 Timings are wall-clock best-of-``repeat`` passes on whatever machine runs it; report the machine.
 """
 
@@ -163,16 +164,24 @@ def bench_cardinality(n_assets: int, k: int, floor: float, n_solves: int) -> Non
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--part", choices=["a", "b", "c"], action="append", help="run only these parts")
     args = parser.parse_args()
+    parts = set(args.part or "abc")
     if args.quick:
-        bench_backtest(1_000, 20, repeat=2)
-        bench_resolve(20, 20, repeat=1)
-        bench_cardinality(20, 8, 0.02, 3)
+        runs = {
+            "a": lambda: bench_backtest(1_000, 20, repeat=2),
+            "b": lambda: bench_resolve(20, 20, repeat=1),
+            "c": lambda: bench_cardinality(20, 8, 0.02, 3),
+        }
     else:
-        bench_backtest(10_000, 100, repeat=3)
-        bench_resolve(20, 200, repeat=3)
-        bench_cardinality(50, 3, 1e-4, 5)
-        bench_cardinality(50, 10, 0.02, 5)
+        runs = {
+            "a": lambda: bench_backtest(10_000, 100, repeat=3),
+            "b": lambda: bench_resolve(20, 200, repeat=3),
+            "c": lambda: (bench_cardinality(50, 3, 1e-4, 5), bench_cardinality(50, 10, 0.02, 5)),
+        }
+    for part, run in runs.items():
+        if part in parts:
+            run()
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from kallos.portfolio.optimizer import (
     OptimizationOutcome,
     PortfolioConstraints,
     max_attainable_return,
+    perspective_split,
     sqrt_factor,
     to_annual_expected_returns,
 )
@@ -570,3 +571,50 @@ def test_turnover_budget_is_spent_on_forced_sales_first(cov):
     # Opening the portfolio (no current weights): the limit does not apply.
     opening = _fit("min_volatility", MU, cov, None, turnover_limit=0.3)
     np.testing.assert_allclose(opening.weights_, _fit("min_volatility", MU, cov).weights_, atol=1e-9)
+
+
+def _noisy_cov(seed: int, n: int) -> pd.DataFrame:
+    """Factor model + idiosyncratic noise (like benchmarks/portfolio.py): a material diagonal part."""
+    rng = np.random.default_rng(seed)
+    common = rng.normal(size=(300, 2)) @ rng.normal(scale=0.02, size=(2, n))
+    daily = common + rng.normal(scale=0.03, size=(300, n))
+    names = [f"c{i}" for i in range(n)]
+    return pd.DataFrame(np.cov(daily, rowvar=False) * 365, index=names, columns=names)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_perspective_split_reproduces_cov(seed):
+    cov = _noisy_cov(seed, 12).to_numpy()
+    g, sqrt_d = perspective_split(sqrt_factor(cov))
+    np.testing.assert_allclose(g.T @ g + np.diag(sqrt_d**2), cov, atol=1e-12)
+    # a material diagonal part (the point of the split), leaving cov - D positive semidefinite
+    assert (sqrt_d > 0).all() and (sqrt_d**2).sum() > 0.1 * np.trace(cov)
+    assert np.linalg.eigvalsh(cov - np.diag(sqrt_d**2))[0] > -1e-12
+
+
+def test_perspective_split_of_a_singular_cov_has_no_diagonal_part():
+    b = np.array([[1.0, 2.0, 0.5], [0.3, -1.0, 2.0]])
+    cov = b.T @ b  # rank 2: lambda_min(corr) = 0
+    g, sqrt_d = perspective_split(sqrt_factor(cov))
+    np.testing.assert_allclose(sqrt_d, 0.0, atol=1e-6)
+    np.testing.assert_allclose(g.T @ g, cov, atol=1e-10)
+
+
+@pytest.mark.parametrize("objective", ["min_volatility", "efficient_risk", "max_quadratic_utility"])
+def test_perspective_formulation_keeps_the_mip_optimum(objective, monkeypatch):
+    # The perspective + disaggregated formulation must give the same MIP optimum as the plain one
+    # (D = 0 reduces it to sum_j (F x)_j^2), on a problem where min_weight_held binds.
+    cov = _noisy_cov(3, 10)
+    mu = pd.Series(np.random.default_rng(3).normal(0.3, 0.3, 10), index=cov.index)
+    kw = {"min_names": 6, "min_weight_held": 0.12}
+    relaxed = _fit(objective, mu, cov, min_names=1, min_weight_held=0).weights_
+    assert ((relaxed > 1e-6) & (relaxed < 0.12)).any() or (relaxed > 1e-6).sum() < 6  # the MIP is needed
+    ours = _fit(objective, mu, cov, **kw)
+    assert ours.result_.solver == "SCIP" and ours.objective_used_ == objective
+    assert ours._problems[(objective, 10, True)].sqrt_diag is not None  # the perspective cones are on
+    monkeypatch.setattr(opt_module, "perspective_split", lambda f: (f, np.zeros(len(f))))
+    plain = _fit(objective, mu, cov, **kw)
+    assert plain.result_.solver == "SCIP"
+    np.testing.assert_allclose(ours.weights_.to_numpy(), plain.weights_.to_numpy(), atol=1e-6)
+    held = ours.weights_[ours.weights_ > 0]
+    assert len(held) >= 6 and (held >= 0.12 - 1e-9).all()
