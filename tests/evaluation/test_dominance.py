@@ -87,3 +87,12 @@ def test_identical_series_are_not_different(draws):
     a = np.random.default_rng(1).normal(0, 0.01, 400)
     res = stochastic_dominance(a, a.copy(), draws, order=2)
     assert res.statistic == 0.0 and res.p_value == 1.0 and res.direction == 0
+
+
+def test_bootstrap_p_values_are_never_zero(draws):
+    """A sample statistic beyond every resample gets p = 1 / (reps + 1), not 0."""
+    rng = np.random.default_rng(5)
+    b = rng.normal(0.0, 0.02, 400)
+    res = stochastic_dominance(b + 0.05, b, draws, order=1)  # every day higher: extreme statistic
+    assert res.p_value == pytest.approx(1.0 / (draws.indices.shape[0] + 1))
+    assert res.p_b_dominates == pytest.approx(1.0 / 401) and res.p_a_dominates == 1.0

@@ -56,6 +56,7 @@ __all__ = [
     "DECISIVE_TESTS",
     "EFFECT_COLUMNS",
     "RECORD_COLUMNS",
+    "TEST_LABELS",
     "VERDICT_COLUMNS",
     "PairSample",
     "PanelCache",
@@ -377,6 +378,19 @@ difference with a percentile block-bootstrap interval; ``sd1``/``sd2`` the sampl
 direction (+1 a dominates b, -1 b dominates a, 0 the curves cross), their statistic and
 p-value testing equal (integrated) distribution functions.
 """
+
+TEST_LABELS: Final[dict[str, str]] = {
+    "paired_t_hac": "paired t (Newey-West HAC): H0 equal mean return",
+    "wilcoxon": "Wilcoxon signed-rank: H0 daily differences symmetric about 0",
+    "mann_whitney": "Mann-Whitney U: H0 neither stochastically larger (unpaired)",
+    "ks": "Kolmogorov-Smirnov: H0 same distribution (unpaired)",
+    "variance_brown_forsythe": "Brown-Forsythe: H0 equal variance",
+    "jobson_korkie_memmel": "Jobson-Korkie-Memmel: H0 equal Sharpe ratio",
+    "ledoit_wolf_2008": "Ledoit-Wolf 2008 (block bootstrap): H0 equal Sharpe ratio",
+    "sd1": "1st-order dominance (block bootstrap): H0 equal CDFs; effect = dominance direction",
+    "sd2": "2nd-order dominance (block bootstrap): H0 equal integrated CDFs; effect = dominance direction",
+}
+"""Readable label of each :data:`BATTERY` test, stating its null hypothesis (for reports)."""
 
 DECISIVE_TESTS: Final[tuple[str, ...]] = ("ledoit_wolf_2008", "paired_t_hac")
 """Tests whose Holm-adjusted significance decides a verdict (risk-adjusted and raw mean performance)."""

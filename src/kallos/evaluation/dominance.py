@@ -122,7 +122,8 @@ def stochastic_dominance(
     two strategies trade on the same days, the resamples are *joint* block-bootstrap draws of
     the pairs (``draws``, shared across pairs), and each bootstrap statistic is *recentred*
     at the sample difference (``(D*_a - D*_b) - (D_a - D_b)``), the dependent-data bootstrap of
-    Linton, Maasoumi and Whang (2005). p-value: share of bootstrap statistics ``>=`` the sample one.
+    Linton, Maasoumi and Whang (2005). p-value: ``(1 + #{bootstrap statistics >= sample one}) /
+    (1 + reps)``, so it is never exactly zero and the smallest attainable is ``1 / (reps + 1)``.
 
     Parameters
     ----------
@@ -178,7 +179,9 @@ def dominance_from_curves(
     boot_b = scale * (-boot_gap).max(axis=1)
 
     def _p(boot: np.ndarray, stat: float) -> float:
-        return float(np.mean(boot >= stat - tol))
+        # (1 + #{boot >= stat}) / (1 + B): a bootstrap p-value is never exactly zero
+        # (Davison and Hinkley 1997, eq. 4.11; North, Curtis and Sham 2002).
+        return float((np.sum(boot >= stat - tol) + 1.0) / (boot.size + 1.0))
 
     direction = 1 if gap.max() <= tol else (-1 if gap.min() >= -tol else 0)
     if np.abs(gap).max() <= tol:

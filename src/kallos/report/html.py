@@ -32,6 +32,7 @@ from jinja2 import DictLoader, Environment, StrictUndefined
 from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
+from kallos.evaluation.battery import TEST_LABELS
 from kallos.report import charts, sections
 from kallos.report.tables import (
     DASH,
@@ -482,7 +483,7 @@ def _tests_table(
     columns = [
         _txt("a", "A", lambda v: _swatch(str(v)) if v is not None else DASH),
         _txt("b", "B", lambda v: _swatch(str(v)) if v is not None else DASH),
-        _txt("test", "test"),
+        _txt("test", "test", lambda v: TEST_LABELS.get(str(v), _fmt_text(v))),
         _num("statistic", "statistic", lambda v: _fmt_float(v, 3)),
         _num("p_value", "p", _fmt_p, "Unadjusted p-value"),
         _num("p_holm", "p (Holm)", _fmt_p, "Holm-adjusted p-value (family-wise error)"),
