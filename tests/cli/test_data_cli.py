@@ -121,3 +121,51 @@ def test_run_with_cmc_universe_smoke(tmp_path, real_store):
     assert u["reconciliation"]["threshold"] == 0.02
     assert {f["month"][:4] for f in u["reconciliation"]["flagged"]} <= {"2017", "2018"}
     assert doc["data"]["universe"][0]["month"] == "2022-02"  # the existing key still works
+
+
+DELISTING_STUDY = """
+n_jobs = 1
+[universe]
+top_n = 20
+[backtest]
+start = 2024-09-01
+end = 2024-10-31
+[forecast]
+forecasters = ["historical_mean", "naive_persistence"]
+[portfolio]
+objectives = ["max_sharpe"]
+"""
+
+
+@pytest.mark.slow
+def test_cmc_member_whose_prices_end_mid_month_is_dropped_not_fatal(tmp_path, real_store):
+    """MATIC ranks in CMC's top 20 for September 2024 but its Binance prices end on 2024-09-09
+    (the POL migration): it is a member, is not forecast or bought after its last close, and
+    the run completes; the report lists it as a constituent absent from CoinGecko."""
+    db = tmp_path / "kallos.db"
+    shutil.copy(real_store.url.removeprefix("sqlite:///"), db)
+    cfg = tmp_path / "delisting.toml"
+    cfg.write_text(DELISTING_STUDY)
+    out = tmp_path / "out"
+    res = runner.invoke(
+        app,
+        [
+            *("run", "--config", str(cfg), "--out", str(out), "--database-url", f"sqlite:///{db}"),
+            *("--universe", "cmc_snapshots"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    (run_dir,) = [
+        p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "models"
+    ]
+    doc = json.loads((run_dir / "results.json").read_text())
+    matic = [c for c in doc["universe"]["constituents"] if c["coin_id"] == "matic"]
+    assert [c["month"] for c in matic] == ["2024-09"]
+    assert not matic[0]["in_coingecko"] and matic[0]["mcap_source"].startswith("binance close")
+    forecasts = pd.read_parquet(run_dir / "forecasts.parquet")
+    last_matic = forecasts.loc[forecasts["coin_id"] == "matic", "as_of"].max()
+    assert pd.Timestamp(last_matic) <= pd.Timestamp("2024-09-12")
+    weights = pd.read_parquet(run_dir / "weights.parquet")
+    late = weights[(weights["coin_id"] == "matic") & (weights["date"] > "2024-09-12")]
+    assert (late["weight"] == 0).all()
+    assert "matic" in (run_dir / "report.html").read_text()

@@ -196,7 +196,10 @@ def _forecast_jobs(
         members: dict[str, list[pd.Timestamp]] = {}
         for day in days:
             for coin in universe_on(universe, day):
-                members.setdefault(coin, []).append(day)
+                # A member whose prices have ended (delisted, migrated: MATIC after 2024-09) is
+                # not forecast once its last known close is behind it; the backtest sells it.
+                if day <= histories[coin].last_date:
+                    members.setdefault(coin, []).append(day)
         for name in config.forecast.forecasters:
             for coin in sorted(members):
                 seed = stable_seed(config.seed, name, coin, fold.key)
@@ -218,7 +221,8 @@ def _contexts(
     lookback = config.portfolio.cov_lookback
     by_date = {d: g for d, g in forecasts.groupby("as_of")}
     for date in dates:
-        coins = universe_on(universe, date)
+        # Investable at the close of t: members with a known close at t.
+        coins = [c for c in universe_on(universe, date) if pd.notna(panel.close.at[date, c])]
         window = panel.returns.loc[date - pd.Timedelta(days=lookback - 1) : date, coins]
         cov = cov_matrix(
             window,
