@@ -16,10 +16,10 @@ from rich.table import Table
 
 from kallos import __version__
 from kallos.cli import data_cmd, db_cmd, forecast_cmds, ingest_cmd
-from kallos.cli.common import DbOpt, OutOpt, console, fail, parse_set
+from kallos.cli.common import DataDirOpt, DbOpt, OutOpt, console, fail, parse_set
 from kallos.cli.progress import RichProgress
 from kallos.config import load_config
-from kallos.data import DATA_DIR_ENV, Store, default_database_url
+from kallos.data import Store, default_database_url
 from kallos.exceptions import KallosError
 from kallos.pipeline import execute_study
 
@@ -52,12 +52,7 @@ def run(
     ] = None,
     out: OutOpt = Path("out"),
     database_url: DbOpt = None,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--data-dir", envvar=DATA_DIR_ENV, help="Provider exports to import when the store is empty."
-        ),
-    ] = None,
+    data_dir: DataDirOpt = None,
     top_n: Annotated[int | None, typer.Option(help="Coins in the monthly universe [default: 5].")] = None,
     universe: Annotated[
         str | None,

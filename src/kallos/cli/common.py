@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from kallos.data import DATA_DIR_ENV
 from kallos.exceptions import KallosError
 
 console = Console(stderr=True)
@@ -45,3 +46,11 @@ def parse_set(values: list[str]) -> dict[str, Any]:
         except tomllib.TOMLDecodeError:
             out[key.strip()] = raw
     return out
+
+
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir", envvar=DATA_DIR_ENV, help="Provider exports to import when the store is empty."
+    ),
+]

@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kallos.cli.common import DbOpt, OutOpt, fail
+from kallos.cli.common import DataDirOpt, DbOpt, OutOpt, fail
 from kallos.config import load_config
 from kallos.data import DATA_DIR_ENV, Store, default_database_url, ingest_data_dir
 from kallos.data.check import DEFAULT_MAX_FINDINGS, CheckReport, CheckSettings, parse_max_findings, run_checks
@@ -40,12 +40,7 @@ def register(app: typer.Typer) -> None:
 def check_cmd(
     out: OutOpt = Path("out"),
     database_url: DbOpt = None,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--data-dir", envvar=DATA_DIR_ENV, help="Provider exports to import when the store is empty."
-        ),
-    ] = None,
+    data_dir: DataDirOpt = None,
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="Study TOML; its [quality] thresholds are used.")
     ] = None,

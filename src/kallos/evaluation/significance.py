@@ -39,23 +39,6 @@ __all__ = [
 _NAN = float("nan")
 _MIN_OBS: Final[int] = 3
 
-_PAIRWISE_COLUMNS: Final[tuple[str, ...]] = (
-    "group",
-    "a",
-    "b",
-    "test",
-    "statistic",
-    "p_value",
-    "p_holm",
-    "p_bh",
-    "significant",
-    "n",
-    "start",
-    "end",
-    "cohens_d",
-    "mean_diff_annual",
-)
-
 
 @dataclass(frozen=True)
 class TestResult:
