@@ -27,6 +27,7 @@ from kallos.data import DATA_DIR_ENV, Store, default_database_url, ingest_data_d
 from kallos.data.check import DEFAULT_MAX_FINDINGS, CheckReport, CheckSettings, parse_max_findings, run_checks
 from kallos.data.reconcile import DEFAULT_DIVERGENCE_THRESHOLD
 from kallos.exceptions import KallosError, StoreError
+from kallos.report.files import atomic_write
 
 data_app = typer.Typer(no_args_is_help=True, help="Data quality: checks and reports over the store.")
 
@@ -86,10 +87,7 @@ def check_cmd(
         raise fail(err) from None
     path = json_path or out / "data_check.json"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".partial")
-        tmp.write_text(json.dumps(report.to_dict(), indent=1))
-        tmp.replace(path)  # atomic: never a half-written report
+        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(report.to_dict(), indent=1)))
     except OSError as err:
         raise fail(KallosError(f"cannot write the JSON report {path}: {err}")) from None
     _print(report, show)

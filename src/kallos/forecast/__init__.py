@@ -1,6 +1,6 @@
 """Forecast stage: the forecaster interface, GRU/LSTM and baselines, and walk-forward."""
 
-from kallos.forecast.base import BaseForecaster, CoinHistory
+from kallos.forecast.base import BaseForecaster, CoinHistory, coin_history
 from kallos.forecast.baselines import HistoricalMean, NaivePersistence
 from kallos.forecast.driver import ForecastJob, JobResult, forecasts_frame, run_jobs
 from kallos.forecast.recurrent import RecurrentForecaster, RecurrentNet, direction_aware_loss
@@ -19,6 +19,7 @@ __all__ = [
     "NaivePersistence",
     "RecurrentForecaster",
     "RecurrentNet",
+    "coin_history",
     "direction_aware_loss",
     "forecasts_frame",
     "make_forecaster",

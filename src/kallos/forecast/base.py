@@ -20,10 +20,11 @@ from typing import Any, ClassVar, Self
 import pandas as pd
 
 from kallos.exceptions import DataValidationError
+from kallos.features import compute_indicators
 from kallos.features.labels import trailing_log_return
 from kallos.forecast.walk_forward import Fold
 
-__all__ = ["BaseForecaster", "CoinHistory", "daily_log_returns"]
+__all__ = ["BaseForecaster", "CoinHistory", "coin_history", "daily_log_returns"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,17 @@ class CoinHistory:
         """The history as known at the close of ``end`` (later rows removed)."""
         end = pd.Timestamp(end)
         return CoinHistory(self.coin_id, self.close.loc[:end], self.features.loc[:end])
+
+
+def coin_history(panel: Any, coin_id: str, end: pd.Timestamp) -> CoinHistory:
+    """A coin's cleaned close and causal indicator features from a ``MarketPanel``, up to ``end``.
+
+    ``panel`` is a :class:`kallos.data.panel.MarketPanel` (its ``bars`` and ``close``).
+    """
+    bars = panel.bars(coin_id).loc[:end]
+    return CoinHistory(
+        coin_id, panel.close[coin_id].loc[bars.index], compute_indicators(bars, coin_id=coin_id)
+    )
 
 
 def daily_log_returns(close: pd.Series) -> pd.Series:

@@ -56,7 +56,7 @@ from optuna.trial import FrozenTrial, TrialState
 from kallos.config import ForecastConfig, RecurrentConfig
 from kallos.exceptions import DataValidationError, InsufficientDataError
 from kallos.features.labels import forward_log_return
-from kallos.forecast.base import CoinHistory
+from kallos.forecast.base import CoinHistory, coin_history
 from kallos.forecast.recurrent import RecurrentForecaster
 from kallos.forecast.walk_forward import Fold
 
@@ -397,13 +397,3 @@ def tune(
         )
     chosen = choose_trial(front)
     return TuningResult(name, len(trials), states, pd.DataFrame([_row(t) for t in front]), _row(chosen))
-
-
-def coin_history(panel: Any, coin_id: str, end: pd.Timestamp) -> CoinHistory:
-    """A coin's close and causal indicator features from a ``MarketPanel``, up to ``end``."""
-    from kallos.features import compute_indicators
-
-    bars = panel.bars(coin_id).loc[:end]
-    return CoinHistory(
-        coin_id, panel.close[coin_id].loc[bars.index], compute_indicators(bars, coin_id=coin_id)
-    )

@@ -25,13 +25,14 @@ from kallos.data.universe import build_universe, capped_weights, month_starts, u
 from kallos.evaluation import ForecastEvaluation, forecast_evaluation, performance_metrics
 from kallos.evaluation.battery import StudyStatistics, evaluate
 from kallos.exceptions import DataValidationError
-from kallos.features import compute_indicators, forward_log_return
+from kallos.features import forward_log_return
 from kallos.forecast import (
     CoinHistory,
     ExpandingWalkForward,
     Fold,
     ForecastJob,
     JobResult,
+    coin_history,
     forecasts_frame,
     make_forecaster,
     stable_seed,
@@ -174,12 +175,6 @@ def build_strategies(config: StudyConfig) -> list[Strategy]:
     strategies.append(BENCHMARKS["market_cap"](config.universe.benchmark_max_weight))
     strategies.append(BENCHMARKS["equal_weight"]())
     return strategies
-
-
-def _history(panel: MarketPanel, coin: str, end: pd.Timestamp) -> CoinHistory:
-    """A coin's close and causal indicator features up to ``end``."""
-    bars = panel.bars(coin).loc[:end]
-    return CoinHistory(coin, panel.close[coin].loc[bars.index], compute_indicators(bars, coin_id=coin))
 
 
 def _forecast_jobs(
@@ -343,7 +338,7 @@ def decide(
     with progress.stage("Computing features", total=len(coins)) as bar:
         histories = {}
         for coin in coins:
-            histories[coin] = _history(panel, coin, through)
+            histories[coin] = coin_history(panel, coin, through)
             bar.advance()
     splitter = ExpandingWalkForward(
         config.forecast.train_start, config.forecast.horizon, config.forecast.validation_days

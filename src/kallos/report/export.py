@@ -18,10 +18,7 @@ per table (xlsxwriter). Files are written under temporary names and renamed when
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from kallos.exceptions import ConfigError, DataValidationError
+from kallos.report.files import atomic_write
 
 __all__ = ["EXPORT_FORMATS", "EXPORT_TABLES", "export_results", "export_tables"]
 
@@ -115,20 +113,6 @@ def export_tables(run_dir: Path | str) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def _excel_ready(table: pd.DataFrame) -> pd.DataFrame:
     """Excel has no time zones: drop them (values stay UTC)."""
     out = table.copy()
@@ -140,7 +124,7 @@ def _excel_ready(table: pd.DataFrame) -> pd.DataFrame:
 
 def _write_csv(directory: Path, tables: Mapping[str, pd.DataFrame]) -> dict[str, Path]:
     return {
-        f"{name}.csv": _atomic(directory / f"{name}.csv", lambda p, t=table: t.to_csv(p, index=False))
+        f"{name}.csv": atomic_write(directory / f"{name}.csv", lambda p, t=table: t.to_csv(p, index=False))
         for name, table in tables.items()
     }
 
@@ -159,7 +143,7 @@ def _write_xlsx(directory: Path, tables: Mapping[str, pd.DataFrame]) -> dict[str
                 _excel_ready(table).to_excel(writer, sheet_name=name[:31], index=False)
                 writer.sheets[name[:31]].freeze_panes(1, 0)
 
-    return {"results.xlsx": _atomic(directory / "results.xlsx", write)}
+    return {"results.xlsx": atomic_write(directory / "results.xlsx", write)}
 
 
 EXPORT_FORMATS: Mapping[str, Callable[[Path, Mapping[str, pd.DataFrame]], dict[str, Path]]] = {

@@ -17,10 +17,7 @@ model live in :mod:`kallos.report.tables`.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -34,6 +31,7 @@ from plotly.offline import get_plotlyjs
 
 from kallos.evaluation.battery import TEST_LABELS
 from kallos.report import charts, sections
+from kallos.report.files import atomic_write
 from kallos.report.tables import (
     DASH,
     _as_float,
@@ -815,17 +813,4 @@ def write_report(
     """
     path = Path(path)
     text = render_report(results, frames, forecast_evaluation_section=forecast_evaluation_section)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8", newline="\n"))

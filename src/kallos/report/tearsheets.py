@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -20,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from kallos.exceptions import DataValidationError
+from kallos.report.files import atomic_write
 
 __all__ = ["BENCHMARK_KEY", "PERIODS_PER_YEAR", "tearsheet_name", "write_tearsheet", "write_tearsheets"]
 
@@ -86,29 +85,24 @@ def write_tearsheet(path: Path | str, returns: pd.Series, benchmark: pd.Series, 
     path = Path(path)
     strategy = _series(returns, str(returns.name or "strategy"))
     bench = _series(benchmark, str(benchmark.name or BENCHMARK_KEY))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+
+    def write(tmp: Path) -> None:
         with _quiet():
             qs.reports.html(
                 strategy,
                 bench,
                 rf=0.0,
                 title=title,
-                output=tmp,
+                output=str(tmp),
                 compounded=True,
                 periods_per_year=PERIODS_PER_YEAR,
                 match_dates=True,
                 benchmark_title=str(bench.name),
                 strategy_title=str(strategy.name),
             )
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+
+    try:
+        atomic_write(path, write)
     finally:
         plt.close("all")
     return path
