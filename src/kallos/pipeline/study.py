@@ -177,8 +177,20 @@ def build_strategies(config: StudyConfig) -> list[Strategy]:
     return strategies
 
 
+def _investable(panel: MarketPanel, universe: pd.DataFrame, day: pd.Timestamp) -> list[str]:
+    """Universe members at the close of ``day`` with a known close that day.
+
+    A member whose prices have ended (delisted or migrated: MATIC after 2024-09) is neither
+    forecast nor bought once its last known close is behind it; the backtest sells it.
+    """
+    if day not in panel.close.index:  # beyond the data: nothing is known yet
+        return []
+    return [c for c in universe_on(universe, day) if pd.notna(panel.close.at[day, c])]
+
+
 def _forecast_jobs(
     config: StudyConfig,
+    panel: MarketPanel,
     folds: list[Fold],
     histories: dict[str, CoinHistory],
     universe: pd.DataFrame,
@@ -190,11 +202,8 @@ def _forecast_jobs(
         days = pd.date_range(max(fold.test_start, first_decision), fold.test_end, freq="D")
         members: dict[str, list[pd.Timestamp]] = {}
         for day in days:
-            for coin in universe_on(universe, day):
-                # A member whose prices have ended (delisted, migrated: MATIC after 2024-09) is
-                # not forecast once its last known close is behind it; the backtest sells it.
-                if day <= histories[coin].last_date:
-                    members.setdefault(coin, []).append(day)
+            for coin in _investable(panel, universe, day):
+                members.setdefault(coin, []).append(day)
         for name in config.forecast.forecasters:
             for coin in sorted(members):
                 seed = stable_seed(config.seed, name, coin, fold.key)
@@ -216,8 +225,7 @@ def _contexts(
     lookback = config.portfolio.cov_lookback
     by_date = {d: g for d, g in forecasts.groupby("as_of")}
     for date in dates:
-        # Investable at the close of t: members with a known close at t.
-        coins = [c for c in universe_on(universe, date) if pd.notna(panel.close.at[date, c])]
+        coins = _investable(panel, universe, date)
         window = panel.returns.loc[date - pd.Timedelta(days=lookback - 1) : date, coins]
         cov = cov_matrix(
             window,
@@ -344,7 +352,7 @@ def decide(
         config.forecast.train_start, config.forecast.horizon, config.forecast.validation_days
     )
     folds = splitter.split(first_decision, through)
-    jobs = _forecast_jobs(config, folds, histories, universe, first_decision)
+    jobs = _forecast_jobs(config, panel, folds, histories, universe, first_decision)
     with progress.stage("Training forecasters (walk-forward)", total=len(jobs)) as bar:
         results, reuse = run_jobs_with_registry(
             jobs,
