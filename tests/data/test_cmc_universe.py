@@ -14,6 +14,7 @@ from kallos.data.panel import CMC_SUPPLY_SOURCE, FIELD_PRECEDENCE, map_cmc_coins
 from kallos.data.universe import (
     UNIVERSE_METHODS,
     build_universe,
+    cmc_market_cap_check,
     cmc_snapshot_universe,
     month_starts,
 )
@@ -135,3 +136,42 @@ def test_mapping_rule_aliases_and_ambiguity():
         map_cmc_coins(twice, coins)
     with pytest.raises(DataValidationError, match=r"2021-01-01.*both map to coin 'atom'"):
         map_cmc_coins(twice, coins, aliases={("Cosmos", "ATOM"): "atom", ("Cosmos Hub", "ATOM"): "atom"})
+
+
+# ---------------------------------------------------------------- market caps cross-checked against CMC
+
+
+def test_okb_market_cap_is_corrected_by_the_cmc_cross_check(cmc_panel):
+    months = month_starts("2023-01-01", "2023-06-30")
+    cfg = UniverseConfig()  # cmc_check = "replace", 50% tolerance
+    checks = cmc_market_cap_check(cmc_panel, months, cfg)
+    okb = checks[(checks["coin_id"] == "okb") & (checks["month"] == "2023-03-01")].iloc[0]
+    # CoinGecko's OKB cap is ~4x CoinMarketCap's (9.3B vs 2.3B on the 2023-02-01 snapshot)
+    assert okb["disagreement"] == pytest.approx(okb["market_cap"] / okb["cmc_market_cap"] - 1)
+    assert 2.5 < okb["disagreement"] < 4.0 and okb["snapshot_date"] == pd.Timestamp("2023-02-01")
+    sel = pd.Timestamp("2023-02-28")
+    snaps = cmc_panel.snapshots
+    row = snaps[(snaps["coin_id"] == "okb") & (snaps["snapshot_date"] == pd.Timestamp("2023-02-01"))]
+    supply = float(row["circulating_supply"].iloc[0])
+    assert okb["market_cap_used"] == pytest.approx(cmc_panel.close.at[sel, "okb"] * supply)
+    # CoinGecko agrees with CMC for OKB from April 2023 on: no case then
+    assert not ((checks["coin_id"] == "okb") & (checks["month"] >= "2023-05-01")).any()
+
+    fixed = build_universe(cmc_panel, months, cfg, checks)
+    march = fixed[fixed["month"] == "2023-03-01"]
+    assert "okb" not in set(march["coin_id"]) and "ada" in set(march["coin_id"])
+    unchecked = build_universe(cmc_panel, months, cfg.model_copy(update={"cmc_check": "off"}))
+    assert "okb" in set(unchecked.loc[unchecked["month"] == "2023-03-01", "coin_id"])
+    flagged = cmc_market_cap_check(cmc_panel, months, cfg.model_copy(update={"cmc_check": "flag"}))
+    assert flagged["action"].str.startswith("flagged").all() and len(flagged) == len(checks)
+    assert "okb" in set(
+        build_universe(cmc_panel, months, cfg.model_copy(update={"cmc_check": "flag"}))["coin_id"]
+    )
+
+
+def test_the_cross_check_is_point_in_time(cmc_panel):
+    # the check for a month reads no snapshot after its selection date
+    months = month_starts("2023-03-01", "2023-03-31")
+    full = cmc_market_cap_check(cmc_panel, months, UniverseConfig())
+    cut = cmc_market_cap_check(cmc_panel.truncate(pd.Timestamp("2023-02-28")), months, UniverseConfig())
+    pd.testing.assert_frame_equal(full.reset_index(drop=True), cut.reset_index(drop=True))

@@ -140,3 +140,57 @@ def test_rule_for_an_unknown_coin_is_named(real_market):
     cfg = QualityConfig(known_bad_windows=(BadWindow(coin_id="lunc", end="2022-05-31", reason="x"),))
     with pytest.raises(DataValidationError, match=r"known_bad_windows\[0\]\.coin_id: unknown coin 'lunc'"):
         build_panel(market, coins, cfg)
+
+
+def _two_coin_market(days: int = 30) -> pd.DataFrame:
+    dates = pd.date_range("2021-01-01", periods=days)
+    rows = []
+    for coin, price in (("btc", 30_000.0), ("wbtc", 30_010.0), ("steth", 2_000.0), ("eth", 2_001.0)):
+        rows.append(
+            pd.DataFrame(
+                {
+                    "coin_id": coin,
+                    "date": dates,
+                    "source": "coingecko",
+                    "close": price * (1 + 0.01 * np.sin(np.arange(days))),
+                    "market_cap": price * 1e6,
+                    "volume": 1e6,
+                    "open": np.nan,
+                    "high": np.nan,
+                    "low": np.nan,
+                }
+            )
+        )
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_wrapped_and_liquid_staking_tokens_are_excluded_by_default():
+    # a source (or an older store) that calls them plain "crypto" must not let them double-count
+    # their underlying coin: the known list overrides "crypto"
+    coins = pd.DataFrame({"coin_id": ["btc", "wbtc", "steth", "eth"], "category": ["crypto"] * 4})
+    panel = build_panel(_two_coin_market(), coins, QualityConfig())
+    assert panel.coins == ["btc", "eth"]
+    reasons = panel.events.query("rule == 'category'").set_index("coin_id")["detail"]
+    assert "'wrapped'" in reasons["wbtc"] and "'liquid_staking'" in reasons["steth"]
+    kept = build_panel(_two_coin_market(), coins, QualityConfig(exclude_categories=("stablecoin",)))
+    assert kept.coins == ["btc", "eth", "steth", "wbtc"]  # configurable
+
+
+@pytest.mark.parametrize(
+    ("coin", "text", "expected"),
+    [
+        ("wbtc", "crypto", "wrapped"),
+        ("cbbtc", None, "wrapped"),
+        ("wsteth", "crypto", "liquid_staking"),
+        ("foo", "Liquid Staking Token", "liquid_staking"),
+        ("foo", "Bridged stablecoin", "stablecoin"),
+        ("bar", "Bridged token", "wrapped"),
+        ("wbt", "exchange token", "crypto"),  # WhiteBIT Coin is not a wrapped token
+        ("okb", "exchange token", "crypto"),
+        ("paxg", "crypto", "gold"),
+    ],
+)
+def test_categories_resolve_source_text_and_the_known_list(coin, text, expected):
+    from kallos.data.categories import resolve_category
+
+    assert resolve_category(coin, text) == expected

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 import pandas as pd
 
 from kallos.config import BadWindow, QualityConfig
+from kallos.data.categories import resolve_category
 
 __all__ = [
     "CleanSeries",
@@ -96,10 +97,17 @@ def exclude_categories(
     Parameters
     ----------
     market : long rows with ``coin_id`` and ``date``.
-    categories : category per ``coin_id``; coins absent from it count as ``crypto``.
+    categories : category per ``coin_id``; coins absent from it count as ``crypto``. A coin stored
+        as ``crypto`` whose id is a known wrapped, staking, stable or gold token
+        (:func:`kallos.data.categories.resolve_category`) takes that category.
     """
     excluded = set(excluded)
-    cat = market["coin_id"].map(categories).fillna("crypto")
+    stored = categories.to_dict()
+    effective = {
+        coin: resolve_category(coin, text if isinstance(text := stored.get(coin), str) else None)
+        for coin in market["coin_id"].unique()
+    }
+    cat = market["coin_id"].map(effective)
     mask = cat.isin(excluded)
     events = [
         QualityEvent(

@@ -20,6 +20,14 @@ to it. Two selection methods (:data:`UNIVERSE_METHODS`, picked by ``universe.met
 Both return :data:`UNIVERSE_COLUMNS`; ``rank`` is the rank within the universe (1 = largest),
 ``mcap_source`` says how the market cap was obtained and ``in_coingecko`` whether the
 coin is in the CoinGecko file at all (False = it enters through CMC and Binance only).
+
+**Market caps are cross-checked against CoinMarketCap** (:func:`cmc_market_cap_check`,
+``universe.cmc_check``): on each selection date, every eligible coin's market cap on the date of
+the latest CMC snapshot is compared with the snapshot's. Where they disagree by more than
+``universe.cmc_max_disagreement`` (``max(a/b, b/a) - 1``, 50% by default), the coin is ranked
+and weighted by ``close × CMC circulating supply`` instead (``"replace"``), or only reported
+(``"flag"``). CoinGecko's OKB market cap before April 2023, about 4× CoinMarketCap's, is such a
+case. Both caps are known at the selection date: the snapshot is never later than it.
 """
 
 from __future__ import annotations
@@ -34,10 +42,12 @@ from kallos.data.panel import SNAPSHOT_MAX_AGE_DAYS, MarketPanel, snapshot_on
 from kallos.exceptions import DataValidationError
 
 __all__ = [
+    "CMC_CHECK_COLUMNS",
     "UNIVERSE_COLUMNS",
     "UNIVERSE_METHODS",
     "build_universe",
     "capped_weights",
+    "cmc_market_cap_check",
     "cmc_snapshot_universe",
     "month_starts",
     "monthly_universe",
@@ -83,14 +93,96 @@ def _eligible(
     return ok & (history.loc[sel] >= min_history_days)
 
 
-def _row(panel: MarketPanel, month, sel, coin, rank, cmc_rank=np.nan, snap=pd.NaT) -> tuple:
+CMC_CHECK_COLUMNS = [
+    "month",
+    "selection_date",
+    "coin_id",
+    "snapshot_date",
+    "market_cap",
+    "cmc_market_cap",
+    "disagreement",
+    "market_cap_used",
+    "action",
+]
+"""Rows of :func:`cmc_market_cap_check`: one per (month, eligible coin) whose market cap disagrees."""
+
+
+def cmc_market_cap_check(panel: MarketPanel, months: pd.DatetimeIndex, cfg: UniverseConfig) -> pd.DataFrame:
+    """Eligible coins whose market cap disagrees with CoinMarketCap's, per selection date.
+
+    For the selection date of each month, the latest CMC snapshot at or before it is found; each
+    eligible coin's panel market cap on the snapshot date is compared with the snapshot's, and a
+    coin whose disagreement ``max(a/b, b/a) - 1`` exceeds ``cfg.cmc_max_disagreement`` is listed.
+    ``market_cap_used`` is what the universe ranks and weights it by: ``close × CMC circulating
+    supply`` on the selection date when ``cfg.cmc_check == "replace"``, else the panel's cap.
+
+    Returns
+    -------
+    DataFrame with :data:`CMC_CHECK_COLUMNS` (empty when the check is off or no snapshot is loaded).
+    """
+    snaps = panel.snapshots
+    if cfg.cmc_check == "off" or snaps is None or snaps.empty:
+        return pd.DataFrame(columns=CMC_CHECK_COLUMNS)
+    history = panel.history_days()
+    by_date = {d: g.set_index("coin_id") for d, g in snaps[snaps["coin_id"].notna()].groupby("snapshot_date")}
+    rows = []
+    for month in months:
+        sel = _selection_date(panel, month)
+        snap = snapshot_on(snaps, sel)
+        if snap is None or snap not in by_date or snap not in panel.market_cap.index:
+            continue
+        listed = by_date[snap]
+        eligible = _eligible(panel, history, sel, cfg.min_history_days)
+        for coin in eligible.index[eligible.to_numpy()]:
+            if coin not in listed.index:
+                continue
+            ours = float(panel.market_cap.at[snap, coin])
+            theirs = float(listed.at[coin, "market_cap"])
+            if not (ours > 0 and theirs > 0):
+                continue
+            disagreement = max(ours / theirs, theirs / ours) - 1.0
+            if disagreement <= cfg.cmc_max_disagreement:
+                continue
+            supply = float(listed.at[coin, "circulating_supply"])
+            replace = cfg.cmc_check == "replace" and supply > 0
+            used = (
+                float(panel.close.at[sel, coin]) * supply
+                if replace
+                else float(panel.market_cap.at[sel, coin])
+            )
+            action = (
+                f"ranked by close × CMC circulating supply (snapshot {snap.date()})"
+                if replace
+                else "flagged only (universe.cmc_check = 'flag')"
+            )
+            rows.append((pd.Timestamp(month), sel, coin, snap, ours, theirs, disagreement, used, action))
+    return pd.DataFrame(rows, columns=CMC_CHECK_COLUMNS)
+
+
+def _corrected_caps(checks: pd.DataFrame, month: pd.Timestamp) -> dict[str, tuple[float, str]]:
+    """coin -> (market cap to use, source text) for the replaced coins of ``month``."""
+    hit = checks[(checks["month"] == month) & checks["action"].str.startswith("ranked")]
+    return {
+        r.coin_id: (
+            float(r.market_cap_used),
+            f"close × cmc circulating_supply (snapshot {pd.Timestamp(r.snapshot_date).date()}; "
+            f"panel market_cap disagreed by {r.disagreement:.0%})",
+        )
+        for r in hit.itertuples(index=False)
+    }
+
+
+def _row(panel: MarketPanel, month, sel, coin, rank, cmc_rank=np.nan, snap=pd.NaT, corrected=None) -> tuple:
+    cap, source = (corrected or {}).get(
+        coin, (float(panel.market_cap.at[sel, coin]), panel.market_cap_origin(coin, sel))
+    )
     return (
         pd.Timestamp(month),
         sel,
         coin,
         rank,
-        float(panel.market_cap.at[sel, coin]),
-        panel.market_cap_origin(coin, sel),
+        cap,
+        source,
         panel.in_source(coin, "coingecko"),
         cmc_rank,
         snap,
@@ -98,7 +190,11 @@ def _row(panel: MarketPanel, month, sel, coin, rank, cmc_rank=np.nan, snap=pd.Na
 
 
 def monthly_universe(
-    panel: MarketPanel, months: pd.DatetimeIndex, top_n: int, min_history_days: int
+    panel: MarketPanel,
+    months: pd.DatetimeIndex,
+    top_n: int,
+    min_history_days: int,
+    checks: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """``market_cap_daily``: top-``top_n`` eligible coins by market cap, selected the day before each month.
 
@@ -108,6 +204,7 @@ def monthly_universe(
     months : first day of each month to select for.
     top_n : number of coins per month.
     min_history_days : days of known closes a coin needs at the selection date.
+    checks : :func:`cmc_market_cap_check` rows; replaced market caps rank and weight those coins.
 
     Returns
     -------
@@ -123,24 +220,35 @@ def monthly_universe(
     rows = []
     for month in months:
         sel = _selection_date(panel, month)
-        mcap = panel.market_cap.loc[sel]
+        corrected = _corrected_caps(checks, month) if checks is not None and len(checks) else {}
+        mcap = panel.market_cap.loc[sel].copy()
+        for coin, (cap, _) in corrected.items():
+            mcap[coin] = cap
         ranked = mcap[_eligible(panel, history, sel, min_history_days)]
         ranked = ranked.sort_values(ascending=False, kind="stable").head(top_n)
         if ranked.empty:
             raise DataValidationError(f"no eligible coin for {month:%Y-%m} (selection {sel.date()})")
-        rows.extend(_row(panel, month, sel, coin, rank) for rank, coin in enumerate(ranked.index, start=1))
+        rows.extend(
+            _row(panel, month, sel, coin, rank, corrected=corrected)
+            for rank, coin in enumerate(ranked.index, start=1)
+        )
     return pd.DataFrame(rows, columns=UNIVERSE_COLUMNS)
 
 
 def cmc_snapshot_universe(
-    panel: MarketPanel, months: pd.DatetimeIndex, top_n: int, min_history_days: int
+    panel: MarketPanel,
+    months: pd.DatetimeIndex,
+    top_n: int,
+    min_history_days: int,
+    checks: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """``cmc_snapshots``: true historical top-``top_n`` membership from CoinMarketCap snapshots.
 
     For month ``m+1`` the selection date is the last day of month ``m``; the snapshot used
     is the latest one dated at or before it (see the module docstring). ``market_cap`` is
     the panel's market cap on the selection date (CoinGecko's, else Binance close × the
-    snapshot's circulating supply), ``cmc_rank`` the coin's rank in the snapshot.
+    snapshot's circulating supply; replaced by ``checks``, see :func:`cmc_market_cap_check`),
+    ``cmc_rank`` the coin's rank in the snapshot.
 
     Raises
     ------
@@ -177,29 +285,39 @@ def cmc_snapshot_universe(
             raise DataValidationError(
                 f"no eligible coin for {month:%Y-%m} (selection {sel.date()}, snapshot {snap.date()})"
             )
+        corrected = _corrected_caps(checks, month) if checks is not None and len(checks) else {}
         rows.extend(
-            _row(panel, month, sel, coin, rank, cmc_rank, snap)
+            _row(panel, month, sel, coin, rank, cmc_rank, snap, corrected)
             for rank, (coin, cmc_rank) in enumerate(picked, start=1)
         )
     return pd.DataFrame(rows, columns=UNIVERSE_COLUMNS)
 
 
-UniverseMethod = Callable[[MarketPanel, pd.DatetimeIndex, int, int], pd.DataFrame]
+UniverseMethod = Callable[[MarketPanel, pd.DatetimeIndex, int, int, pd.DataFrame | None], pd.DataFrame]
 UNIVERSE_METHODS: dict[str, UniverseMethod] = {
     "market_cap_daily": monthly_universe,
     "cmc_snapshots": cmc_snapshot_universe,
 }
 
 
-def build_universe(panel: MarketPanel, months: pd.DatetimeIndex, cfg: UniverseConfig) -> pd.DataFrame:
+def build_universe(
+    panel: MarketPanel,
+    months: pd.DatetimeIndex,
+    cfg: UniverseConfig,
+    checks: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """The monthly universe by ``cfg.method`` (a key of :data:`UNIVERSE_METHODS`).
+
+    ``checks`` are the :func:`cmc_market_cap_check` rows for ``months`` (computed here when None).
 
     Raises
     ------
     DataValidationError
         As the chosen method does.
     """
-    return UNIVERSE_METHODS[cfg.method](panel, months, cfg.top_n, cfg.min_history_days)
+    if checks is None:
+        checks = cmc_market_cap_check(panel, months, cfg)
+    return UNIVERSE_METHODS[cfg.method](panel, months, cfg.top_n, cfg.min_history_days, checks)
 
 
 def universe_summary(

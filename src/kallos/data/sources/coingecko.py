@@ -24,7 +24,7 @@ from typing import ClassVar
 
 import pandas as pd
 
-from kallos.data.categories import canonical_category, default_category
+from kallos.data.categories import default_category, resolve_category
 from kallos.data.sources._files import (
     check_duplicate_dates,
     fail_rows,
@@ -126,7 +126,7 @@ class CoinGeckoCsvImporter:
         symbol, name, category = coin_id.upper(), None, default_category(coin_id)
         if meta is not None and coin_id in meta.index:
             row = meta.loc[coin_id]
-            category = canonical_category(str(row["category"]))
+            category = resolve_category(coin_id, str(row["category"]))
             symbol = str(row.get("symbol", symbol))
             name = row.get("name")
         coins = pd.DataFrame([[coin_id, symbol, name, category, self.source]], columns=COIN_COLUMNS)
