@@ -57,7 +57,8 @@ def test_forecasts_report_writes_standalone_html(tmp_path):
     page = (tmp_path / "forecast_report.html").read_text()
     assert "Diebold-Mariano" in page and "Residuals by coin" in page and "weeks since training" in page
     assert "<script src=" not in page  # plotly.js inlined: opens offline
-    assert page.count("Plotly.newPlot") == 4
+    assert page.count("Plotly.newPlot") == 5  # R²_oos, RMSE and accuracy by quarter, residuals, decay
+    assert "Pesaran-Timmermann" in page and "R² against the zero forecast" in page
     for coin in ("btc", "eth", "sol"):
         assert coin in page
 

@@ -15,6 +15,7 @@ from kallos.evaluation.forecast_metrics import (
     dm_tests,
     forecast_accuracy,
     forecast_evaluation,
+    pesaran_timmermann,
     residuals,
 )
 from kallos.exceptions import DataValidationError
@@ -29,6 +30,8 @@ COLUMNS = [
     "rmse",
     "mae",
     "directional_accuracy",
+    "majority_accuracy",
+    "r2_oos",
     "rmse_ratio",
     "mae_ratio",
     "da_diff",
@@ -78,6 +81,9 @@ def test_scores_and_ratios_by_hand(forecasts):
     assert gru["n"] == 4
     assert gru["rmse"] == pytest.approx(math.sqrt((1 + 1 + 9 + 1) * 1e-4 / 4), rel=1e-12)
     assert gru["mae"] == pytest.approx(0.06 / 4, rel=1e-12)
+    # R² against zero: 1 - sum(e^2) / sum(y^2) = 1 - 12 / 14; majority rule: 2 of 4 realised up
+    assert gru["r2_oos"] == pytest.approx(1 - 12 / 14, rel=1e-12)
+    assert gru["majority_accuracy"] == pytest.approx(0.5)
     assert gru["directional_accuracy"] == pytest.approx(0.5)
     assert gru["start"] == pd.Timestamp("2022-01-03")
     assert gru["end"] == pd.Timestamp("2022-03-28")
@@ -264,12 +270,23 @@ def _evaluation_frame() -> pd.DataFrame:
 def test_forecast_evaluation_tables():
     frame = _evaluation_frame()
     ev = forecast_evaluation(frame)
+    assert ev.baseline == "zero" and ev.baselines == ("zero", "naive_persistence")
     assert set(ev.accuracy["quarter"]) == {"2022Q1", "2022Q2"}
+    # the zero forecast is the reference of the ratios, not a model of the frame
     assert set(ev.accuracy["forecaster"]) == {"gru", "naive_persistence"}
     assert (ev.overall["coin_id"] == "all").sum() == 2
-    dm = ev.dm_tests.set_index("coin_id")
-    assert list(dm["forecaster"]) == ["gru", "gru"] and (dm["n"] == 180).all()
+    pooled = ev.overall[ev.overall["coin_id"] == "all"].set_index("forecaster")
+    np.testing.assert_allclose(pooled["r2_oos"], 1 - pooled["rmse_ratio"] ** 2, rtol=1e-10)
+    assert pooled.loc["gru", "r2_oos"] > 0.9 > 0 > pooled.loc["naive_persistence", "r2_oos"]
+    against_zero = ev.dm_tests[ev.dm_tests["baseline"] == "zero"].set_index(["forecaster", "coin_id"])
+    assert against_zero.loc[("gru", "all"), "dm_stat"] < -5  # far better than predicting 0
+    assert against_zero.loc[("naive_persistence", "all"), "dm_stat"] > 5  # far worse
+    dm = ev.dm_tests[ev.dm_tests["baseline"] == "naive_persistence"].set_index("coin_id")
+    assert list(dm["forecaster"]) == ["gru", "gru", "gru"] and list(dm.index) == ["btc", "eth", "all"]
+    assert (dm["n"] == [180, 180, 360]).all()
     assert (dm["dm_stat"] < -5).all() and (dm["p_value"] < 1e-6).all()  # far better than naive
+    pt = ev.pt_tests.set_index(["forecaster", "coin_id"])
+    assert pt.loc[("gru", "all"), "hac_p_value"] < 1e-6 and pt.loc[("gru", "all"), "accuracy"] > 0.8
     assert (dm["mse"] < dm["mse_baseline"]).all()
     assert len(ev.residuals) == len(frame)
     np.testing.assert_allclose(ev.residuals["residual"], frame["realised"] - frame["forecast"])
@@ -284,3 +301,32 @@ def test_dm_tests_needs_one_horizon():
     with pytest.raises(DataValidationError, match="horizons"):
         dm_tests(frame)
     assert dm_tests(frame, baseline="nobody", horizon=7).empty  # baseline absent: no tests
+
+
+def test_pesaran_timmermann_known_answer():
+    # perfect sign forecasts, half up: P = 1, P* = 1/2, V(P) = 1/400, V(P*) = 4/16/n^2
+    y = np.tile([0.01, -0.01], 50)
+    res = pesaran_timmermann(y * 3, y)
+    n = 100
+    expected = 0.5 / math.sqrt(0.25 / n - 0.25 / n**2)
+    assert res["pt_stat"] == pytest.approx(expected, rel=1e-12)
+    assert res["accuracy"] == 1.0 and res["expected"] == 0.5 and res["p_value"] < 1e-20
+    assert math.isnan(
+        pesaran_timmermann(np.zeros(100), y)["pt_stat"]
+    )  # a constant forecast has no sign skill
+
+
+def test_pesaran_timmermann_robust_form_keeps_its_size_with_overlapping_labels():
+    # independent but persistent daily forecasts of overlapping 7-day labels: the classic PT test
+    # over-rejects, the HAC regression form stays near 5% (measured by simulation)
+    rng = np.random.default_rng(11)
+    classic, robust = [], []
+    for _ in range(300):
+        daily = rng.standard_normal(406)
+        label = np.convolve(daily, np.ones(7), "valid")[:400]
+        f = np.convolve(rng.standard_normal(430), np.ones(30), "valid")[:400]
+        res = pesaran_timmermann(f, label, horizon=7)
+        classic.append(res["p_value"] < 0.05)
+        robust.append(res["hac_p_value"] < 0.05)
+    assert np.mean(classic) > 0.12
+    assert 0.01 <= np.mean(robust) <= 0.10

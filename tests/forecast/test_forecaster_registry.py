@@ -14,6 +14,7 @@ from kallos.forecast import (
     make_forecaster,
     stable_seed,
 )
+from kallos.forecast.registry import BASELINES
 
 CFG = ForecastConfig(
     horizon=5,
@@ -24,7 +25,15 @@ CFG = ForecastConfig(
 
 
 def test_registry_lists_the_forecasters() -> None:
-    assert sorted(FORECASTERS) == ["gru", "gru_attention", "historical_mean", "lstm", "naive_persistence"]
+    assert sorted(FORECASTERS) == [
+        "gru",
+        "gru_attention",
+        "historical_mean",
+        "lstm",
+        "naive_persistence",
+        "zero",
+    ]
+    assert BASELINES == {"zero", "historical_mean", "naive_persistence"}
 
 
 @pytest.mark.parametrize("name", sorted(FORECASTERS))

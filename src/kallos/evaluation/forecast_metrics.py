@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import numpy as np
@@ -22,11 +22,24 @@ __all__ = [
     "dm_tests",
     "forecast_accuracy",
     "forecast_evaluation",
+    "pesaran_timmermann",
+    "pt_tests",
     "residuals",
+    "with_zero_forecasts",
 ]
 
 _REQUIRED: Final[tuple[str, ...]] = ("forecaster", "coin_id", "as_of", "forecast", "realised")
-_METRICS: Final[tuple[str, ...]] = ("n", "start", "end", "rmse", "mae", "directional_accuracy")
+_METRICS: Final[tuple[str, ...]] = (
+    "n",
+    "start",
+    "end",
+    "rmse",
+    "mae",
+    "directional_accuracy",
+    "majority_accuracy",
+    "r2_oos",
+)
+ZERO: Final[str] = "zero"
 _RELATIVE: Final[tuple[str, ...]] = ("rmse_ratio", "mae_ratio", "da_diff")
 
 
@@ -105,6 +118,12 @@ def forecast_accuracy(
         * ``rmse = sqrt(mean((realised - forecast)^2))``, ``mae = mean(|realised - forecast|)``,
           both in log-return units over the horizon.
         * ``directional_accuracy``: fraction of rows with ``sign(forecast) == sign(realised)``.
+        * ``majority_accuracy``: the directional accuracy of always predicting the sign that was
+          most frequent in the group (known only ex post: the bar a forecaster's direction must
+          clear).
+        * ``r2_oos``: out-of-sample R² against the zero forecast,
+          ``1 - sum((realised - forecast)^2) / sum(realised^2)`` (Campbell and Thompson 2008;
+          Gu, Kelly and Xiu 2020): positive only when the forecast beats predicting 0.
         * ``rmse_ratio``, ``mae_ratio``: the group's score divided by the baseline's score on
           the group with the same non-``forecaster`` keys (e.g. the same coin and quarter);
           1.0 for the baseline itself, below 1 when better than the baseline (``inf`` when
@@ -138,6 +157,10 @@ def forecast_accuracy(
     .. [2] Pesaran, M. H. and Timmermann, A. (1992). "A Simple Nonparametric Test of
        Predictive Performance". Journal of Business & Economic Statistics, 10(4), 461-465
        (directional accuracy as the proportion of correctly predicted signs).
+    .. [3] Campbell, J. Y. and Thompson, S. B. (2008). "Predicting Excess Stock Returns Out of
+       Sample: Can Anything Beat the Historical Average?". Review of Financial Studies, 21(4),
+       1509-1531; Gu, S., Kelly, B. and Xiu, D. (2020). "Empirical Asset Pricing via Machine
+       Learning". Review of Financial Studies, 33(5), 2223-2273 (R² against a zero forecast).
     """
     by = list(by)
     derive_quarter = "quarter" in by and "quarter" not in forecasts.columns
@@ -157,6 +180,9 @@ def forecast_accuracy(
             "_se": (realised - forecast) ** 2,
             "_ae": np.abs(realised - forecast),
             "_hit": (np.sign(forecast) == np.sign(realised)).astype(float),
+            "_up": (realised > 0).astype(float),
+            "_down": (realised < 0).astype(float),
+            "_y2": realised**2,
         },
         index=frame.index,
     )
@@ -169,6 +195,9 @@ def forecast_accuracy(
         "rmse": ("_se", "mean"),
         "mae": ("_ae", "mean"),
         "directional_accuracy": ("_hit", "mean"),
+        "_up": ("_up", "mean"),
+        "_down": ("_down", "mean"),
+        "_y2": ("_y2", "mean"),
     }
     if by:
         scores = work.groupby(by, sort=True, observed=True, dropna=False).agg(**aggregations).reset_index()
@@ -177,7 +206,11 @@ def forecast_accuracy(
             {name: [getattr(work[src], func)()] for name, (src, func) in aggregations.items()}
         )
     scores["n"] = scores["n"].astype("int64")
-    scores["rmse"] = np.sqrt(scores["rmse"].astype(float))
+    mse = scores["rmse"].astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scores["r2_oos"] = 1.0 - mse / scores["_y2"].astype(float)
+    scores["majority_accuracy"] = np.maximum(scores["_up"], scores["_down"])
+    scores["rmse"] = np.sqrt(mse)
 
     scores[list(_RELATIVE)] = np.nan
     if "forecaster" in by and (scores["forecaster"] == baseline).any():
@@ -271,18 +304,21 @@ _DM_COLUMNS: Final[tuple[str, ...]] = (
 def dm_tests(
     forecasts: pd.DataFrame, baseline: str = "naive_persistence", horizon: int | None = None
 ) -> pd.DataFrame:
-    """Diebold-Mariano (HLN) test of every forecaster against ``baseline``, per coin.
+    """Diebold-Mariano (HLN) test of every forecaster against ``baseline``, per coin and pooled.
 
     Squared-error loss on the dates both forecasters scored (matched on ``coin_id`` and
     ``as_of``). ``horizon`` defaults to the frame's ``horizon`` column. The loss differential is
     taken in ``as_of`` order; where a coin left the universe for a while the series has gaps and
     the lags count forecasts, not days (daily forecasts of an ``h``-day label overlap, hence h-1 lags).
+    The pooled row (``coin_id == "all"``) tests the cross-sectional mean of the coins' loss
+    differentials per date, one series over time, so the dependence between coins is kept.
+    ``baseline="zero"`` needs no rows for the zero forecast: its loss is ``realised^2``.
 
     Returns
     -------
-    pd.DataFrame, one row per (forecaster, coin), columns ``forecaster, coin_id, baseline, n,
-    horizon, mse, mse_baseline, dm_stat, p_value`` (see :func:`diebold_mariano`); empty when the
-    baseline is absent.
+    pd.DataFrame, one row per (forecaster, coin) plus one pooled row per forecaster, columns
+    ``forecaster, coin_id, baseline, n, horizon, mse, mse_baseline, dm_stat, p_value`` (see
+    :func:`diebold_mariano`); empty when the baseline is absent.
 
     Raises
     ------
@@ -296,20 +332,155 @@ def dm_tests(
         if len(hs) != 1:
             raise DataValidationError(f"forecasts frame mixes horizons {sorted(hs)}; pass horizon=")
         horizon = int(hs[0])
+    if baseline == ZERO:
+        forecasts = with_zero_forecasts(forecasts)
     frame = forecasts.dropna(subset=["realised", "forecast"])
     frame = frame.assign(_se=(frame["realised"].astype(float) - frame["forecast"].astype(float)) ** 2)
     base = frame.loc[frame["forecaster"] == baseline, ["coin_id", "as_of", "_se"]]
     rows: list[tuple] = []
     if base.empty:
         return pd.DataFrame(rows, columns=list(_DM_COLUMNS))
-    for (name, coin), g in frame[frame["forecaster"] != baseline].groupby(
-        ["forecaster", "coin_id"], sort=True
-    ):
-        m = g[["as_of", "_se"]].merge(base[base["coin_id"] == coin], on="as_of", suffixes=("", "_b"))
-        m = m.sort_values("as_of")
-        stat, p, n = diebold_mariano(m["_se"].to_numpy(), m["_se_b"].to_numpy(), horizon)
-        rows.append((name, coin, baseline, n, horizon, m["_se"].mean(), m["_se_b"].mean(), stat, p))
+    for name, g in frame[frame["forecaster"] != baseline].groupby("forecaster", sort=True):
+        m = g[["coin_id", "as_of", "_se"]].merge(base, on=["coin_id", "as_of"], suffixes=("", "_b"))
+        m = m.sort_values(["coin_id", "as_of"])
+        for coin, c in m.groupby("coin_id", sort=True):
+            stat, p, n = diebold_mariano(c["_se"].to_numpy(), c["_se_b"].to_numpy(), horizon)
+            rows.append((name, coin, baseline, n, horizon, c["_se"].mean(), c["_se_b"].mean(), stat, p))
+        daily = m.assign(_d=m["_se"] - m["_se_b"]).groupby("as_of", sort=True)[["_d", "_se", "_se_b"]].mean()
+        stat, p, _ = diebold_mariano(daily["_d"].to_numpy(), np.zeros(len(daily)), horizon)
+        rows.append((name, "all", baseline, len(m), horizon, m["_se"].mean(), m["_se_b"].mean(), stat, p))
     return pd.DataFrame(rows, columns=list(_DM_COLUMNS))
+
+
+def with_zero_forecasts(forecasts: pd.DataFrame) -> pd.DataFrame:
+    """Add ``forecaster == "zero"`` rows (forecast 0) on every scored (coin, date), unless present.
+
+    The zero forecast is the random walk every return forecast is judged against first.
+    """
+    if (forecasts["forecaster"] == ZERO).any():
+        return forecasts
+    keys = forecasts.drop_duplicates(["coin_id", "as_of"]).assign(forecaster=ZERO, forecast=0.0)
+    return pd.concat([forecasts, keys], ignore_index=True)
+
+
+# --------------------------------------------------------------------------- Pesaran-Timmermann
+
+
+def pesaran_timmermann(forecast: np.ndarray, realised: np.ndarray, horizon: int = 1) -> dict[str, float]:
+    """Pesaran-Timmermann test of directional accuracy, classic and serial-correlation robust.
+
+    Parameters
+    ----------
+    forecast, realised : shape (T,), aligned in time (NaN pairs dropped); only signs are used
+        (a sign is "up" when > 0).
+    horizon : overlap of consecutive labels (``h``-day labels forecast daily overlap ``h - 1``
+        days); sets the Newey-West lags of the robust version, ``max(h - 1, floor(4 (T/100)^(2/9)))``.
+
+    Returns
+    -------
+    dict with ``n``, ``accuracy`` (share of correct signs ``P``), ``expected`` (``P*`` under
+    independence of the signs), ``pt_stat`` and ``p_value`` (classic, one-sided: larger =
+    better than chance), ``hac_stat`` and ``hac_p_value`` (the t-statistic of the slope of
+    ``1{y > 0}`` on ``1{f > 0}`` with Newey-West standard errors, one-sided), all NaN when
+    either sign series is constant (e.g. a zero forecast).
+
+    Notes
+    -----
+    Classic: ``PT = (P - P*) / sqrt(V(P) - V(P*))`` with ``P* = p_y p_x + (1-p_y)(1-p_x)``,
+    ``V(P) = P*(1-P*)/T`` and ``V(P*) = (2p_y-1)^2 p_x(1-p_x)/T + (2p_x-1)^2 p_y(1-p_y)/T +
+    4 p_y p_x (1-p_y)(1-p_x)/T^2``; asymptotically N(0, 1) for independent observations. Daily
+    forecasts of overlapping labels are serially correlated, which inflates the classic test's
+    size; the regression form is asymptotically equivalent and its HAC version stays valid
+    (Pesaran and Timmermann 2009).
+
+    References
+    ----------
+    .. [1] Pesaran, M. H. and Timmermann, A. (1992). "A Simple Nonparametric Test of Predictive
+       Performance". Journal of Business & Economic Statistics, 10(4), 461-465.
+    .. [2] Pesaran, M. H. and Timmermann, A. (2009). "Testing Dependence Among Serially Correlated
+       Multicategory Variables". Journal of the American Statistical Association, 104(485), 325-337.
+    """
+    import statsmodels.api as sm
+    from scipy import stats
+
+    f = np.asarray(forecast, dtype=float)
+    y = np.asarray(realised, dtype=float)
+    ok = np.isfinite(f) & np.isfinite(y)
+    f, y = f[ok], y[ok]
+    t = int(f.size)
+    x_up, y_up = (f > 0).astype(float), (y > 0).astype(float)
+    out = dict.fromkeys(("accuracy", "expected", "pt_stat", "p_value", "hac_stat", "hac_p_value"), math.nan)
+    out["n"] = float(t)
+    if t < 10:
+        return out
+    px, py = x_up.mean(), y_up.mean()
+    accuracy = float((x_up == y_up).mean())
+    out["accuracy"] = accuracy
+    if px in (0.0, 1.0) or py in (0.0, 1.0):
+        return out
+    expected = py * px + (1 - py) * (1 - px)
+    v_p = expected * (1 - expected) / t
+    v_star = (
+        (2 * py - 1) ** 2 * px * (1 - px) / t
+        + (2 * px - 1) ** 2 * py * (1 - py) / t
+        + 4 * py * px * (1 - py) * (1 - px) / t**2
+    )
+    out["expected"] = float(expected)
+    if v_p - v_star > 0:
+        out["pt_stat"] = float((accuracy - expected) / math.sqrt(v_p - v_star))
+        out["p_value"] = float(stats.norm.sf(out["pt_stat"]))
+    lags = max(int(horizon) - 1, int(4 * (t / 100.0) ** (2.0 / 9.0)))
+    fit = sm.OLS(y_up, sm.add_constant(x_up)).fit(cov_type="HAC", cov_kwds={"maxlags": lags})
+    out["hac_stat"] = float(fit.tvalues[1])
+    out["hac_p_value"] = float(stats.norm.sf(out["hac_stat"]))
+    return out
+
+
+_PT_COLUMNS: Final[tuple[str, ...]] = (
+    "forecaster",
+    "coin_id",
+    "n",
+    "accuracy",
+    "majority_accuracy",
+    "expected",
+    "pt_stat",
+    "p_value",
+    "hac_stat",
+    "hac_p_value",
+)
+
+
+def pt_tests(forecasts: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    """:func:`pesaran_timmermann` per forecaster and coin, and pooled over coins (``coin_id == "all"``).
+
+    The pooled robust statistic clusters by date (Driscoll-Kraay: ``statsmodels``
+    ``cov_type="hac-groupsum"``), so the cross-sectional dependence of coins on one day is kept.
+    ``majority_accuracy`` is the accuracy of always predicting the group's most frequent sign.
+    """
+    import statsmodels.api as sm
+    from scipy import stats
+
+    _require(forecasts, _REQUIRED)
+    frame = forecasts.dropna(subset=["realised", "forecast"]).sort_values("as_of")
+    rows: list[dict] = []
+    for name, g in frame.groupby("forecaster", sort=True):
+        for coin, c in [*g.groupby("coin_id", sort=True), ("all", g)]:
+            f, y = c["forecast"].to_numpy(float), c["realised"].to_numpy(float)
+            res = pesaran_timmermann(f, y, horizon)
+            up, down = float((y > 0).mean()), float((y < 0).mean())
+            if coin == "all" and math.isfinite(res["hac_stat"]):
+                x_up, y_up = (f > 0).astype(float), (y > 0).astype(float)
+                time = pd.factorize(pd.to_datetime(c["as_of"]))[0]
+                lags = max(int(horizon) - 1, int(4 * (len(np.unique(time)) / 100.0) ** (2.0 / 9.0)))
+                fit = sm.OLS(y_up, sm.add_constant(x_up)).fit(
+                    cov_type="hac-groupsum", cov_kwds={"time": time, "maxlags": lags}
+                )
+                res["hac_stat"] = float(fit.tvalues[1])
+                res["hac_p_value"] = float(stats.norm.sf(res["hac_stat"]))
+            rows.append({"forecaster": name, "coin_id": coin, **res, "majority_accuracy": max(up, down)})
+    out = pd.DataFrame(rows, columns=list(_PT_COLUMNS))
+    out["n"] = out["n"].astype("int64")
+    return out
 
 
 # --------------------------------------------------------------------------- the evaluation
@@ -322,13 +493,16 @@ class ForecastEvaluation:
     Attributes
     ----------
     accuracy : per forecaster, coin and quarter (the quarter of ``as_of + 1 day``, which the
-        forecast's trade goes into): :func:`forecast_accuracy` columns.
-    overall : per forecaster and coin over the whole period, plus ``coin_id == "all"`` pooled.
-    dm_tests : :func:`dm_tests` against the baseline, per forecaster and coin.
+        forecast's trade goes into): :func:`forecast_accuracy` columns, ratios to ``baseline``.
+    overall : per forecaster and coin over the whole period, plus ``coin_id == "all"`` pooled;
+        ``r2_oos`` is the out-of-sample R² against the zero forecast.
+    dm_tests : :func:`dm_tests` against each of ``baselines``, per forecaster and coin and pooled.
+    pt_tests : :func:`pt_tests` (directional accuracy against chance and the majority rule).
     residuals : ``forecaster, coin_id, as_of, residual`` (realised - forecast), for histograms.
     decay : per forecaster and ``weeks_since_training`` (whole weeks from the fold cutoff to
         ``as_of``): n, rmse, mae, directional_accuracy; empty without ``fold_cutoff``.
-    baseline : the baseline forecaster's name.
+    baseline : the reference of the ratios (the zero forecast by default).
+    baselines : the references of the Diebold-Mariano tests.
     """
 
     accuracy: pd.DataFrame
@@ -337,6 +511,8 @@ class ForecastEvaluation:
     residuals: pd.DataFrame
     decay: pd.DataFrame
     baseline: str
+    pt_tests: pd.DataFrame = field(default_factory=pd.DataFrame)
+    baselines: tuple[str, ...] = ()
 
 
 def _decay(scored: pd.DataFrame) -> pd.DataFrame:
@@ -349,7 +525,11 @@ def _decay(scored: pd.DataFrame) -> pd.DataFrame:
     return out[cols].reset_index(drop=True)
 
 
-def forecast_evaluation(forecasts: pd.DataFrame, baseline: str = "naive_persistence") -> ForecastEvaluation:
+def forecast_evaluation(
+    forecasts: pd.DataFrame,
+    baseline: str = ZERO,
+    dm_baselines: Sequence[str] = (ZERO, "naive_persistence"),
+) -> ForecastEvaluation:
     """Every forecast-evaluation table from one long forecasts frame (e.g. a run's ``forecasts.parquet``).
 
     Parameters
@@ -357,7 +537,9 @@ def forecast_evaluation(forecasts: pd.DataFrame, baseline: str = "naive_persiste
     forecasts : columns ``forecaster, coin_id, as_of, forecast, realised`` and ``horizon``
         (``fold_cutoff`` too for the decay table); forecasts and labels are ``h``-day forward
         log returns. Rows without a realised label are ignored.
-    baseline : the reference forecaster (ratios and Diebold-Mariano tests).
+    baseline : the reference forecaster of the ratios (default the zero forecast, whose rows are
+        added when the frame has none).
+    dm_baselines : references of the Diebold-Mariano tests (those present, plus ``zero``).
 
     Raises
     ------
@@ -368,21 +550,30 @@ def forecast_evaluation(forecasts: pd.DataFrame, baseline: str = "naive_persiste
     scored = forecasts.dropna(subset=["realised", "forecast"])
     as_of = pd.to_datetime(scored["as_of"])
     scored = scored.assign(as_of=as_of, quarter=_quarter(as_of + pd.Timedelta(days=1)))
-    accuracy = forecast_accuracy(scored, by=("forecaster", "coin_id", "quarter"), baseline=baseline)
+    ratios = with_zero_forecasts(scored) if baseline == ZERO else scored
+    accuracy = forecast_accuracy(ratios, by=("forecaster", "coin_id", "quarter"), baseline=baseline)
     overall = pd.concat(
         [
-            forecast_accuracy(scored, by=("forecaster",), baseline=baseline).assign(coin_id="all"),
-            forecast_accuracy(scored, by=("forecaster", "coin_id"), baseline=baseline),
+            forecast_accuracy(ratios, by=("forecaster",), baseline=baseline).assign(coin_id="all"),
+            forecast_accuracy(ratios, by=("forecaster", "coin_id"), baseline=baseline),
         ],
         ignore_index=True,
     )
+    if baseline == ZERO and not (scored["forecaster"] == ZERO).any():  # the added rows are not a model
+        accuracy = accuracy[accuracy["forecaster"] != ZERO].reset_index(drop=True)
+        overall = overall[overall["forecaster"] != ZERO].reset_index(drop=True)
     res = residuals(scored)[["forecaster", "coin_id", "as_of", "residual"]].reset_index(drop=True)
     horizon = int(scored["horizon"].iloc[0]) if len(scored) else 1
+    present = set(scored["forecaster"])
+    refs = tuple(b for b in dict.fromkeys(dm_baselines) if b == ZERO or b in present)
+    dm = [dm_tests(scored, b, horizon=horizon) for b in refs]
     return ForecastEvaluation(
         accuracy=accuracy,
         overall=overall,
-        dm_tests=dm_tests(scored, baseline, horizon=horizon),
+        dm_tests=pd.concat(dm, ignore_index=True) if dm else pd.DataFrame(columns=list(_DM_COLUMNS)),
         residuals=res,
         decay=_decay(scored),
         baseline=baseline,
+        pt_tests=pt_tests(scored, horizon),
+        baselines=refs,
     )

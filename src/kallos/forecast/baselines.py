@@ -1,4 +1,12 @@
-"""Simple forecasters the GRU must beat."""
+"""Simple forecasters the learned models must beat.
+
+The hardest of them is :class:`ZeroForecaster`, the random walk: for 7-day crypto returns,
+predicting zero beats naive persistence by construction (about sqrt(2) in RMSE) and is the
+reference of the out-of-sample R² (Campbell and Thompson 2008). With zero expected returns the
+optimiser's ``max_sharpe`` is undefined and falls back to minimum volatility at every rebalance,
+and ``max_quadratic_utility`` becomes minimum variance, so the zero strategy is the
+minimum-variance portfolio.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +16,28 @@ from kallos.features.labels import trailing_log_return
 from kallos.forecast.base import BaseForecaster, CoinHistory, daily_log_returns
 from kallos.forecast.walk_forward import Fold
 
-__all__ = ["HistoricalMean", "NaivePersistence"]
+__all__ = ["HistoricalMean", "NaivePersistence", "ZeroForecaster"]
+
+
+class ZeroForecaster(BaseForecaster):
+    """The random walk: forecast_t = 0 wherever the close of ``t`` is known (NaN elsewhere).
+
+    Parameters
+    ----------
+    horizon : days ahead (the label horizon); recorded for the interface, the forecast is 0.
+    """
+
+    name = "zero"
+
+    def __init__(self, horizon: int = 7) -> None:
+        self.horizon = horizon
+
+    def _fit(self, history: CoinHistory, fold: Fold) -> None:
+        """Nothing to learn."""
+
+    def _predict(self, history: CoinHistory, dates: pd.DatetimeIndex) -> pd.Series:
+        known = history.close.reindex(dates).notna()
+        return pd.Series(0.0, index=dates).where(known)
 
 
 class HistoricalMean(BaseForecaster):

@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 from kallos.config import ForecastConfig
 from kallos.forecast.base import BaseForecaster
-from kallos.forecast.baselines import HistoricalMean, NaivePersistence
+from kallos.forecast.baselines import HistoricalMean, NaivePersistence, ZeroForecaster
 from kallos.forecast.recurrent import RecurrentForecaster
 
-__all__ = ["FORECASTERS", "make_forecaster", "stable_seed"]
+__all__ = ["BASELINES", "FORECASTERS", "is_baseline", "make_forecaster", "stable_seed"]
 
 Factory = Callable[[ForecastConfig, int, str], BaseForecaster]
 
@@ -30,7 +30,16 @@ FORECASTERS: dict[str, Factory] = {
     "gru_attention": _recurrent("gru", attention=True),
     "historical_mean": lambda cfg, seed, device: HistoricalMean(cfg.horizon, cfg.historical_mean_window),
     "naive_persistence": lambda cfg, seed, device: NaivePersistence(cfg.horizon),
+    "zero": lambda cfg, seed, device: ZeroForecaster(cfg.horizon),
 }
+
+BASELINES: frozenset[str] = frozenset({"zero", "historical_mean", "naive_persistence"})
+"""Registered forecasters that are simple estimates; every other one is a learned model."""
+
+
+def is_baseline(name: str) -> bool:
+    """Whether forecaster ``name`` is a baseline (simple estimate) rather than a learned model."""
+    return name in BASELINES
 
 
 def make_forecaster(name: str, cfg: ForecastConfig, seed: int = 0, device: str = "cpu") -> BaseForecaster:

@@ -20,7 +20,7 @@ from plotly.subplots import make_subplots
 
 from kallos.evaluation.forecast_metrics import ForecastEvaluation
 
-__all__ = ["forecast_figures", "forecast_section", "write_forecast_report"]
+__all__ = ["forecast_figures", "forecast_section", "skill_table", "write_forecast_report"]
 
 _LAYOUT: dict[str, Any] = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 60, "b": 40}}
 _PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
@@ -111,9 +111,71 @@ def _decay(ev: ForecastEvaluation) -> go.Figure:
     return fig
 
 
+def _r2_oos(ev: ForecastEvaluation) -> go.Figure:
+    """Out-of-sample R² against the zero forecast: pooled bar per forecaster, one dot per coin."""
+    overall = ev.overall[ev.overall["forecaster"] != "zero"]
+    colours = _colours(ev)
+    fig = go.Figure()
+    pooled = overall[overall["coin_id"] == "all"]
+    fig.add_trace(
+        go.Bar(
+            x=pooled["forecaster"],
+            y=pooled["r2_oos"],
+            marker_color=[colours.get(n, "#444") for n in pooled["forecaster"]],
+            name="pooled",
+            text=[f"{v:+.1%}" for v in pooled["r2_oos"]],
+            textposition="outside",
+        )
+    )
+    coins = overall[overall["coin_id"] != "all"]
+    fig.add_trace(
+        go.Scatter(
+            x=coins["forecaster"],
+            y=coins["r2_oos"],
+            mode="markers",
+            name="per coin",
+            text=coins["coin_id"],
+            hovertemplate="%{text}: %{y:.1%}<extra></extra>",
+            marker={"color": "#333", "size": 7, "symbol": "circle-open"},
+        )
+    )
+    fig.add_hline(y=0.0, line_color="grey")
+    fig.update_layout(
+        title="Out-of-sample R² against the zero forecast (above 0 = better than predicting 0)",
+        height=380,
+        **_LAYOUT,
+    )
+    fig.update_yaxes(tickformat=".0%")
+    return fig
+
+
+def skill_table(evaluation: ForecastEvaluation) -> pd.DataFrame:
+    """One row per forecaster: pooled R²_oos, DM against each baseline, direction against chance.
+
+    Columns ``forecaster, n, r2_oos, rmse_ratio`` (to ``evaluation.baseline``), ``dm_<baseline>``
+    and ``p_dm_<baseline>`` (pooled Diebold-Mariano; negative = lower loss than the baseline),
+    ``directional_accuracy, majority_accuracy, pt_p`` (classic) and ``pt_p_robust``.
+    """
+    overall = evaluation.overall[evaluation.overall["coin_id"] == "all"]
+    out = overall[["forecaster", "n", "r2_oos", "rmse_ratio", "directional_accuracy", "majority_accuracy"]]
+    out = out.set_index("forecaster")
+    dm = evaluation.dm_tests[evaluation.dm_tests["coin_id"] == "all"]
+    for base, g in dm.groupby("baseline", sort=False):
+        g = g.set_index("forecaster")
+        out[f"dm_{base}"] = g["dm_stat"]
+        out[f"p_dm_{base}"] = g["p_value"]
+    pt = evaluation.pt_tests
+    if len(pt):
+        pooled = pt[pt["coin_id"] == "all"].set_index("forecaster")
+        out["pt_p"] = pooled["p_value"]
+        out["pt_p_robust"] = pooled["hac_p_value"]
+    return out.reset_index()
+
+
 def forecast_figures(evaluation: ForecastEvaluation) -> dict[str, go.Figure]:
-    """The section's figures by name: rmse_by_quarter, da_by_quarter, residuals, decay."""
+    """The section's figures by name: r2_oos, rmse_by_quarter, da_by_quarter, residuals, decay."""
     return {
+        "r2_oos": _r2_oos(evaluation),
         "rmse_by_quarter": _rmse_by_quarter(evaluation),
         "da_by_quarter": _da_by_quarter(evaluation),
         "residuals": _residual_histograms(evaluation),
@@ -139,21 +201,37 @@ def forecast_section(evaluation: ForecastEvaluation) -> dict[str, Any]:
     -------
     ``{"title": str, "figures": {name: html}, "tables": {name: html}}``; figure fragments do not
     include plotly.js (the page must load it once); tables are ``<figure><table>`` markup.
-    Tables: ``overall``, ``dm_tests``, ``accuracy`` (per coin and quarter), ``decay``.
+    Tables: ``skill`` (:func:`skill_table`), ``overall``, ``dm_tests``, ``pt_tests``,
+    ``accuracy`` (per coin and quarter), ``decay``.
     """
     figures = {
         name: fig.to_html(full_html=False, include_plotlyjs=False, config=_PLOTLY_CONFIG, div_id=f"fc-{name}")
         for name, fig in forecast_figures(evaluation).items()
     }
+    refs = ", ".join(evaluation.baselines) or evaluation.baseline
     dm_caption = (
-        f"Diebold-Mariano tests against {evaluation.baseline} (squared-error loss, HLN small-sample "
-        "correction, h-1 lags; negative statistic = lower loss than the baseline)"
+        f"Diebold-Mariano tests against {refs} (squared-error loss, HLN small-sample correction, h-1 "
+        "lags; negative statistic = lower loss than the baseline; coin 'all' pools the coins' loss "
+        "differentials per date)"
+    )
+    skill_caption = (
+        "Forecast skill, pooled over coins: out-of-sample R² against the zero forecast (Campbell and "
+        "Thompson 2008), RMSE ratio to it, pooled Diebold-Mariano statistics and p-values against each "
+        "baseline, and directional accuracy beside always predicting the more frequent sign, with "
+        "Pesaran-Timmermann p-values (classic, and robust to the overlap of daily h-day labels)"
     )
     tables = {
+        "skill": _table_html(skill_table(evaluation), skill_caption),
         "overall": _table_html(
-            evaluation.overall, "Accuracy over the whole period (all = pooled over coins)"
+            evaluation.overall,
+            f"Accuracy over the whole period (all = pooled over coins); ratios to {evaluation.baseline}",
         ),
         "dm_tests": _table_html(evaluation.dm_tests, dm_caption),
+        "pt_tests": _table_html(
+            evaluation.pt_tests,
+            "Pesaran-Timmermann tests of directional accuracy (one-sided; hac = serial-correlation "
+            "robust regression form, Driscoll-Kraay when pooled); majority = always the more frequent sign",
+        ),
         "accuracy": _table_html(evaluation.accuracy, "Accuracy per coin and quarter"),
         "decay": _table_html(evaluation.decay, "Accuracy by weeks since the training cutoff"),
     }
@@ -181,8 +259,10 @@ def write_forecast_report(path: str | Path, evaluation: ForecastEvaluation, titl
         f"<title>{html.escape(title)}</title><style>{_CSS}</style>",
         f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>",
         f"<h1>{html.escape(title)}</h1>",
+        section["tables"]["skill"],
         section["tables"]["overall"],
         section["tables"]["dm_tests"],
+        section["tables"]["pt_tests"],
         *section["figures"].values(),
         section["tables"]["decay"],
         section["tables"]["accuracy"],
