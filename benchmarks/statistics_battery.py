@@ -96,14 +96,17 @@ def main() -> None:
     cfg = EvaluationConfig(bootstrap_reps=args.reps)
     rows: list[tuple[str, float, float | None, str]] = []
 
-    evaluate(returns.iloc[:200], variants, "market_cap", cfg)  # warm caches and imports
+    learned, baselines = ["f0"], [f"f{i}" for i in range(1, args.forecasters)]
+    kw = {"learned": learned, "baselines": baselines}
+    evaluate(returns.iloc[:200], variants, "market_cap", cfg, **kw)  # warm caches and imports
     cpu0 = time.process_time()
-    secs, stats_ = timed(lambda: evaluate(returns, variants, "market_cap", cfg, n_trials_tuning=50))
+    secs, stats_ = timed(lambda: evaluate(returns, variants, "market_cap", cfg, 50, **kw))
     cpu = time.process_time() - cpu0
     n_pairs = stats_.effects.shape[0]
     rows.append(
         (
-            f"full battery: {len(variants)} variants, {n_pairs} pairs, {args.days} days, "
+            f"full statistics: primary family ({len(stats_.primary.verdicts)} comparisons, StepM x2, "
+            f"SPA, MCS) + battery of {len(variants)} variants, {n_pairs} pairs, {args.days} days, "
             f"{args.reps} reps, 3 regimes",
             secs,
             None,

@@ -1,5 +1,6 @@
-"""Tests of kallos.evaluation.battery: agreement with scipy/statsmodels, the family correction,
-verdict rules, pair layout and the results.json keys of :func:`evaluate`."""
+"""Tests of kallos.evaluation.battery: agreement with scipy/statsmodels, the exploratory family
+correction and its attainability warning, pair layout, the trial count and the results.json keys
+of :func:`evaluate` (the primary family's verdicts are tested in test_primary.py)."""
 
 from __future__ import annotations
 
@@ -18,12 +19,13 @@ from statsmodels.stats.multitest import multipletests
 from kallos.config import EvaluationConfig
 from kallos.evaluation.battery import (
     BATTERY,
+    FamilyPowerWarning,
     PairSample,
+    TrialCount,
     comparison_pairs,
     evaluate,
-    jkm_min_track_record,
     run_battery,
-    verdict,
+    unattainable_tests,
 )
 from kallos.evaluation.bootstrap import Resampler
 from kallos.evaluation.dominance import stochastic_dominance
@@ -106,7 +108,7 @@ def test_comparison_pairs_layout():
 
 
 def test_battery_agrees_with_reference_implementations(returns, battery, resampler):
-    table, _, _ = battery
+    table, _ = battery
     a, b = "gru/max_sharpe", "hist/max_sharpe"
     x, y = returns[a].to_numpy(), returns[b].to_numpy()
     rows = table[(table["a"] == a) & (table["b"] == b)].set_index("test")
@@ -148,7 +150,7 @@ def test_battery_agrees_with_reference_implementations(returns, battery, resampl
 
 
 def test_family_correction_over_all_rows(battery):
-    table, _, _ = battery
+    table, _ = battery
     p = table["p_value"].to_numpy()
     finite = ~np.isnan(p)
     np.testing.assert_allclose(
@@ -157,12 +159,35 @@ def test_family_correction_over_all_rows(battery):
     np.testing.assert_allclose(
         table["p_bh"][finite], multipletests(p[finite], method="fdr_bh")[1], rtol=1e-12
     )
-    assert (table["significant"] == (table["p_holm"] < 0.05)).all()
+    # the exploratory family is corrected by Benjamini-Hochberg by default, Holm on request
+    assert (table["significant"] == (table["p_bh"] < 0.05)).all()
     assert (table["group"] == table["objective"]).all()
 
 
+def test_holm_correction_on_request(returns, resampler):
+    table, _ = run_battery(returns, comparison_pairs(VARIANTS), resampler, correction="holm")
+    assert (table["significant"] == (table["p_holm"] < 0.05)).all()
+    with pytest.raises(ConfigError, match="correction"):
+        run_battery(returns, comparison_pairs(VARIANTS), resampler, correction="bonferroni")
+
+
+def test_a_family_that_can_never_reject_is_named():
+    # bootstrap p-values are >= 1/(B+1): Holm over m tests needs m/(B+1) < alpha
+    assert unattainable_tests(["sd1", "ks"], 261, 1000, 0.05, "holm") == ["sd1"]
+    assert unattainable_tests(["sd1", "ks"], 261, 1000, 0.05, "fdr_bh") == []
+    assert unattainable_tests(["sd1", "sd2"], 10, 1000, 0.05, "holm") == []
+    assert unattainable_tests(["sd2"], 1, 10, 0.05, "fdr_bh") == ["sd2"]  # 1/11 >= 0.05
+
+
+def test_evaluate_warns_when_the_exploratory_family_cannot_reject(returns):
+    cfg = EvaluationConfig(bootstrap_reps=100, exploratory_correction="holm", pbo_splits=8)
+    with pytest.warns(FamilyPowerWarning, match="sd1, sd2 can never be significant"):
+        stats_ = evaluate(returns, VARIANTS, "market_cap", cfg)
+    assert stats_.warnings and "bootstrap_reps" in stats_.warnings[0]
+
+
 def test_effects_table(returns, battery):
-    _, effects, _ = battery
+    _, effects = battery
     row = effects.iloc[0]
     a, b = returns[row["a"]], returns[row["b"]]
     assert row["cohens_d"] == pytest.approx(cohens_d(a, b), rel=1e-12)
@@ -174,60 +199,12 @@ def test_panel_and_single_pair_paths_agree(returns, resampler):
     frame = returns.copy()
     frame.loc[frame.index[:5], "equal_weight"] = np.nan  # this column has fewer days
     pairs = [("max_sharpe", "gru/max_sharpe", "hist/max_sharpe"), ("none", "market_cap", "equal_weight")]
-    both, _, _ = run_battery(frame, pairs, resampler)
-    alone, _, _ = run_battery(frame[["gru/max_sharpe", "hist/max_sharpe"]], pairs[:1], resampler)
+    both, _ = run_battery(frame, pairs, resampler)
+    alone, _ = run_battery(frame[["gru/max_sharpe", "hist/max_sharpe"]], pairs[:1], resampler)
     first = both[both["a"] == "gru/max_sharpe"].reset_index(drop=True)
     np.testing.assert_allclose(first["statistic"], alone["statistic"], rtol=1e-10)
     np.testing.assert_allclose(first["p_value"], alone["p_value"], rtol=1e-10)
     assert (both.loc[both["b"] == "equal_weight", "n"] == 495).all()
-
-
-def test_verdicts_on_constructed_pairs(resampler):
-    rng = np.random.default_rng(3)
-    n = 1500
-    base = rng.normal(0.0, 0.01, n)
-    frame = _frame({"strong": base + 0.004, "weak": base + rng.normal(0, 0.002, n), "twin": base + 0.004})
-    pairs = [("o", "strong", "weak"), ("o", "weak", "strong"), ("o", "strong", "twin")]
-    _, _, verdicts = run_battery(frame, pairs, resampler)
-    v = verdicts.set_index("b")
-    assert verdicts.iloc[0]["verdict"] == "a better"
-    assert verdicts.iloc[1]["verdict"] == "b better"
-    assert v.loc["twin", "verdict"] == "no difference" and "identical" in v.loc["twin", "reason"]
-    assert verdicts.iloc[0]["min_track_record_days"] < n
-
-    # same distribution in reverse order, 0.01 % a day better: a tiny Sharpe gap no 30 days can resolve
-    strong = frame["strong"].to_numpy()[:30]
-    short = frame.iloc[:30].assign(strong=strong, weak=strong[::-1] - 0.0001)
-    _, _, short_verdicts = run_battery(short, pairs[:1], resampler)
-    assert short_verdicts.iloc[0]["verdict"] == "inconclusive"
-    assert short_verdicts.iloc[0]["min_track_record_days"] > 30
-
-
-def test_verdict_rule_directly():
-    rows = pd.DataFrame(
-        {
-            "test": ["ledoit_wolf_2008", "paired_t_hac", "ks"],
-            "significant": [False, False, True],
-            "effect": [0.5, 0.1, np.nan],
-        }
-    )
-    assert verdict(rows, 1000, 400.0)[0] == "no difference"  # ks alone does not decide
-    assert verdict(rows, 300, 400.0)[0] == "inconclusive"
-    assert verdict(rows, 300, float("nan"))[0] == "inconclusive"
-    rows.loc[0, "significant"] = True
-    assert verdict(rows, 1000, 400.0) == ("a better", "Holm-significant: ledoit_wolf_2008")
-    rows.loc[1, ["significant", "effect"]] = [True, -0.1]
-    assert verdict(rows, 1000, 400.0)[0] == "inconclusive"
-
-
-def test_jkm_min_track_record_makes_the_observed_gap_just_significant():
-    rng = np.random.default_rng(0)
-    x, y = rng.normal(0.002, 0.01, 400), rng.normal(0.0, 0.01, 400)
-    trl = jkm_min_track_record(x, y, 0.05)
-    jkm = jobson_korkie_memmel(pd.Series(x), pd.Series(y))
-    # the JKM z scales with sqrt(n): at n = minTRL it would be exactly 1.96
-    assert abs(jkm.statistic) * math.sqrt(trl / 400) == pytest.approx(1.959964, rel=1e-6)
-    assert jkm_min_track_record(x, x, 0.05) == math.inf
 
 
 def test_run_battery_rejects_bad_arguments(returns, resampler):
@@ -242,17 +219,15 @@ def test_run_battery_rejects_bad_arguments(returns, resampler):
 
 def test_degenerate_pair_gives_nan_rows_not_errors(resampler):
     frame = _frame({"flat": np.full(40, 0.001), "noise": np.random.default_rng(0).normal(0, 0.01, 40)})
-    table, effects, verdicts = run_battery(frame, [("o", "flat", "noise")], resampler)
+    table, effects = run_battery(frame, [("o", "flat", "noise")], resampler)
     assert table["p_value"].isna().all() and not table["significant"].any()
     assert math.isnan(effects.iloc[0]["cohens_d"])
-    assert verdicts.iloc[0]["verdict"] == "inconclusive"
 
 
 def test_empty_and_tiny_samples_are_recorded_not_raised(resampler):
     frame = _frame({"a": [np.nan] * 5, "b": [0.01, 0.02, 0.0, 0.01, 0.03]})
-    table, _, verdicts = run_battery(frame, [("o", "a", "b")], resampler)
+    table, _ = run_battery(frame, [("o", "a", "b")], resampler)
     assert (table["n"] == 0).all() and table["p_value"].isna().all()
-    assert verdicts.iloc[0]["verdict"] == "inconclusive"
 
 
 def test_pair_sample_is_degenerate_when_short():
@@ -266,21 +241,21 @@ def test_pair_sample_is_degenerate_when_short():
 @pytest.fixture(scope="module")
 def statistics(returns):
     cfg = EvaluationConfig(bootstrap_reps=200, regime_lookback=60, pbo_splits=8)
-    return evaluate(returns, VARIANTS, "market_cap", cfg, n_trials_tuning=30)
+    trials = TrialCount(tuning=30, prior_configurations=2, prior_variants=8)
+    return evaluate(returns, VARIANTS, "market_cap", cfg, trials, learned=["gru"], baselines=["hist"])
 
 
 def test_evaluate_trials_sharpe_and_overfitting(returns, statistics):
-    assert statistics.trials == {
-        "n_trials": 36,
-        "from_tuning": 30,
-        "variants": 6,
-        "source": "tuning trials + strategy x objective variants",
-    }
+    # forecast-driven variants (4, not the 2 benchmarks) + tuning trials + earlier configurations' variants
+    trials = statistics.trials
+    assert (trials["n_trials"], trials["variants"], trials["from_tuning"]) == (42, 4, 30)
+    assert (trials["prior_configurations"], trials["prior_variants"]) == (2, 8)
+    assert "benchmarks not counted" in trials["source"] and "2 other study configurations" in trials["source"]
     sharpe = statistics.sharpe
     r = returns["gru/max_sharpe"]
     assert sharpe.loc["gru/max_sharpe", "sharpe"] == pytest.approx(r.mean() / r.std() * math.sqrt(365))
-    assert (sharpe["dsr"] <= sharpe["psr"]).all()  # deflating by 36 trials only lowers it
-    assert (sharpe["n_trials"] == 36).all()
+    assert (sharpe["dsr"] <= sharpe["psr"]).all()  # deflating by 42 trials only lowers it
+    assert (sharpe["n_trials"] == 42).all()
     assert statistics.overfitting is not None
     assert statistics.overfitting.n_variants == 4 and statistics.overfitting.logits.size == 70
 
@@ -293,6 +268,7 @@ def test_evaluate_breakdowns(returns, statistics):
         p = g["p_value"].to_numpy()
         finite = ~np.isnan(p)
         np.testing.assert_allclose(g["p_holm"][finite], multipletests(p[finite], method="holm")[1])
+        np.testing.assert_allclose(g["p_bh"][finite], multipletests(p[finite], method="fdr_bh")[1])
         assert (g["n"] == (statistics.regimes == regime).sum()).all()
     assert len(statistics.quarters) == returns.shape[1] * len(returns.index.to_period("Q").unique())
 
@@ -303,6 +279,7 @@ def test_to_results_matches_the_contract_and_schema(statistics):
     doc = jsonable(statistics.to_results())
     json.dumps(doc, allow_nan=False)
     assert set(doc) == {
+        "primary",
         "tests",
         "effects",
         "verdicts",
@@ -313,7 +290,8 @@ def test_to_results_matches_the_contract_and_schema(statistics):
         "quarters",
     }
     tests = doc["tests"]
-    assert tests["correction"] == "holm" and tests["family_size"] == len(tests["pairwise"])
+    assert tests["correction"] == "fdr_bh" and tests["family"] == "exploratory"
+    assert tests["family_size"] == len(tests["pairwise"])
     record = tests["pairwise"][0]
     for key in (
         "objective",
@@ -331,15 +309,14 @@ def test_to_results_matches_the_contract_and_schema(statistics):
         "effect_name",
     ):
         assert key in record
-    assert set(doc["verdicts"][0]) == {
-        "objective",
-        "a",
-        "b",
-        "verdict",
-        "reason",
-        "n_days",
-        "min_track_record_days",
-    }
+    # verdicts are the primary family's: learned gru vs the baseline hist and the benchmark
+    assert [(v["a"], v["b"]) for v in doc["verdicts"]] == [
+        ("gru/max_sharpe", "hist/max_sharpe"),
+        ("gru/max_sharpe", "market_cap"),
+        ("gru/min_variance", "hist/min_variance"),
+        ("gru/min_variance", "market_cap"),
+    ]
+    assert doc["verdicts"] == doc["primary"]["verdicts"]
     assert set(doc["sharpe"]["market_cap"]) == {
         "sharpe",
         "psr",
@@ -349,7 +326,7 @@ def test_to_results_matches_the_contract_and_schema(statistics):
         "skew",
         "kurtosis",
     }
-    assert doc["sharpe"]["market_cap"]["n_trials"] == 36 and isinstance(
+    assert doc["sharpe"]["market_cap"]["n_trials"] == 42 and isinstance(
         doc["sharpe"]["market_cap"]["n_trials"], int
     )
     assert "regime" in doc["regimes"]["tests"][0]
@@ -365,8 +342,8 @@ def test_evaluate_validates_inputs(returns):
     cfg = EvaluationConfig(bootstrap_reps=100)
     with pytest.raises(DataValidationError, match="variant column"):
         evaluate(returns[["market_cap"]], VARIANTS, "market_cap", cfg)
-    with pytest.raises(DataValidationError, match="n_trials_tuning"):
-        evaluate(returns, VARIANTS, "market_cap", cfg, n_trials_tuning=-1)
+    with pytest.raises(DataValidationError, match="trial counts"):
+        evaluate(returns, VARIANTS, "market_cap", cfg, -1)
 
 
 def test_evaluation_config_validates_statistics_settings():

@@ -167,8 +167,27 @@ def test_lw_is_antisymmetric_and_detects_a_large_gap(lw_pair):
     rng = np.random.default_rng(8)
     strong = rng.normal(0.004, 0.01, x.size)
     assert ledoit_wolf_2008(strong, y, draws).p_value < 0.01
-    # p-value bounds of the (count + 1) / (M + 1) rule
-    assert 1 / 501 <= ab.p_value <= 1.0
+    # the reported p-value is the asymptotic one of the HAC-studentised statistic: no 1/(M+1) floor
+    assert ab.p_value == pytest.approx(2 * stats.norm.sf(abs(ab.statistic)), rel=1e-12)
+    assert ledoit_wolf_2008(strong, y, draws).p_value < 1 / 501
+    # the studentised bootstrap p-value is kept as a diagnostic, with the (count + 1) / (M + 1) bounds
+    assert 1 / 501 <= ab.p_value_bootstrap <= 1.0
+
+
+def test_lw_default_standard_error_is_the_prewhitened_qs_delta_method(lw_pair):
+    from kallos.evaluation.longrun import prewhitened_qs_covariance
+
+    x, y = lw_pair
+    res = ledoit_wolf_2008(x, y, Resampler(3, 100, 0).draws(x.size))
+    moments = np.column_stack([x, y, x**2, y**2])
+    u = moments.mean(axis=0)
+
+    def f(v):
+        return v[0] / math.sqrt(v[2] - v[0] ** 2) - v[1] / math.sqrt(v[3] - v[1] ** 2)
+
+    grad = np.array([(f(u + h) - f(u - h)) / (2 * 1e-7) for h in np.eye(4) * 1e-7])
+    psi = prewhitened_qs_covariance(moments, weights=grad)
+    assert res.se == pytest.approx(math.sqrt(grad @ psi @ grad / x.size), rel=1e-5)
 
 
 def test_lw_constant_series_gives_nan():

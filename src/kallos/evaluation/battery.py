@@ -1,9 +1,15 @@
-"""The statistics battery of a study: pairwise tests, effects, verdicts, PSR/DSR, PBO and breakdowns.
+"""The statistics of a study: the primary family, the exploratory battery, PSR/DSR, PBO, breakdowns.
 
 :func:`evaluate` is the entry point: daily simple net returns of every strategy variant in,
-a :class:`StudyStatistics` of frames out (no I/O). Every pairwise test is a function in the
-:data:`BATTERY` registry taking a :class:`PairSample`; bootstrap-based tests draw from resample
-indices shared by all pairs of the same length (:class:`kallos.evaluation.bootstrap.Resampler`).
+a :class:`StudyStatistics` of frames out (no I/O).
+
+* The **primary family** (:mod:`kallos.evaluation.primary`) is declared from the variants before
+  any test runs and decides the verdicts: StepM over Sharpe differences, SPA and MCS.
+* The **exploratory battery** runs every test of the :data:`BATTERY` registry on every pair
+  (each test a function taking a :class:`PairSample`; bootstrap-based tests draw from resample
+  indices shared by all pairs of the same length, :class:`kallos.evaluation.bootstrap.Resampler`),
+  corrected by Benjamini-Hochberg over its whole family and kept out of the verdicts.
+
 Sharpe ratios reported here are annualised with ``periods_per_year`` (365); returns are daily simple.
 """
 
@@ -32,6 +38,7 @@ from kallos.evaluation.breakdowns import (
 from kallos.evaluation.dominance import dominance_from_curves, integrated_cdf, integrated_cdfs, quantile_grid
 from kallos.evaluation.metrics import _iso_date
 from kallos.evaluation.overfitting import OverfittingResult, probability_of_backtest_overfitting
+from kallos.evaluation.primary import PrimaryFamily, PrimaryResult, declare_primary_family, run_primary
 from kallos.evaluation.sharpe import (
     deflated_sharpe_ratio,
     ledoit_wolf_from_block_sums,
@@ -53,22 +60,22 @@ from kallos.types import PERIODS_PER_YEAR
 
 __all__ = [
     "BATTERY",
-    "DECISIVE_TESTS",
+    "BOOTSTRAP_P_TESTS",
     "EFFECT_COLUMNS",
     "RECORD_COLUMNS",
     "TEST_LABELS",
-    "VERDICT_COLUMNS",
+    "FamilyPowerWarning",
     "PairSample",
     "PanelCache",
     "StudyStatistics",
     "TestOutcome",
+    "TrialCount",
     "comparison_pairs",
     "evaluate",
-    "jkm_min_track_record",
     "pair_effects",
     "run_battery",
     "sharpe_table",
-    "verdict",
+    "unattainable_tests",
 ]
 
 _NAN: Final[float] = float("nan")
@@ -107,15 +114,6 @@ EFFECT_COLUMNS: Final[tuple[str, ...]] = (
     "sharpe_diff_ci_low",
     "sharpe_diff_ci_high",
 )
-VERDICT_COLUMNS: Final[tuple[str, ...]] = (
-    "objective",
-    "a",
-    "b",
-    "verdict",
-    "reason",
-    "n_days",
-    "min_track_record_days",
-)
 
 
 class EvaluationSettings(Protocol):
@@ -130,6 +128,8 @@ class EvaluationSettings(Protocol):
     regime_bull: float
     regime_bear: float
     seed: int
+    power: float
+    exploratory_correction: str
 
 
 class PanelCache:
@@ -386,14 +386,14 @@ TEST_LABELS: Final[dict[str, str]] = {
     "ks": "Kolmogorov-Smirnov: H0 same distribution (unpaired)",
     "variance_brown_forsythe": "Brown-Forsythe: H0 equal variance",
     "jobson_korkie_memmel": "Jobson-Korkie-Memmel: H0 equal Sharpe ratio",
-    "ledoit_wolf_2008": "Ledoit-Wolf 2008 (block bootstrap): H0 equal Sharpe ratio",
+    "ledoit_wolf_2008": "Ledoit-Wolf 2008 (prewhitened QS HAC): H0 equal Sharpe ratio",
     "sd1": "1st-order dominance (block bootstrap): H0 equal CDFs; effect = dominance direction",
     "sd2": "2nd-order dominance (block bootstrap): H0 equal integrated CDFs; effect = dominance direction",
 }
 """Readable label of each :data:`BATTERY` test, stating its null hypothesis (for reports)."""
 
-DECISIVE_TESTS: Final[tuple[str, ...]] = ("ledoit_wolf_2008", "paired_t_hac")
-"""Tests whose Holm-adjusted significance decides a verdict (risk-adjusted and raw mean performance)."""
+BOOTSTRAP_P_TESTS: Final[tuple[str, ...]] = ("sd1", "sd2")
+"""Tests whose p-value is a bootstrap count ``(1 + k) / (1 + B)``, so never below ``1 / (1 + B)``."""
 
 
 def pair_effects(s: PairSample) -> dict[str, float]:
@@ -419,55 +419,6 @@ def pair_effects(s: PairSample) -> dict[str, float]:
     pooled = math.sqrt((s.x.var(ddof=1) + s.y.var(ddof=1)) / 2.0)
     d = float((s.x.mean() - s.y.mean()) / pooled)
     return dict(zip(keys, (d, d_lo, d_hi, float(sr), sr_lo, sr_hi), strict=True))
-
-
-def jkm_min_track_record(x: np.ndarray, y: np.ndarray, alpha: float) -> float:
-    """Days needed for the observed daily Sharpe difference to be significant at ``alpha`` (two-sided).
-
-    ``V * (z_{1-alpha/2} / (SR_a - SR_b))^2`` with the per-observation Jobson-Korkie-Memmel
-    variance ``V = 2 - 2 rho + (SR_a^2 + SR_b^2 - 2 SR_a SR_b rho^2) / 2`` (daily Sharpe
-    ratios, Memmel 2003): the pairwise analogue of Bailey and López de Prado's (2012) minimum
-    track record length. ``inf`` when the Sharpe ratios are equal; NaN for degenerate input.
-    """
-    if x.size < 3 or np.ptp(x) <= 1e-15 or np.ptp(y) <= 1e-15:
-        return _NAN
-    sr_a, sr_b = x.mean() / x.std(ddof=1), y.mean() / y.std(ddof=1)
-    rho = float(np.clip(np.corrcoef(x, y)[0, 1], -1.0, 1.0))
-    v = 2.0 - 2.0 * rho + 0.5 * (sr_a**2 + sr_b**2 - 2.0 * sr_a * sr_b * rho**2)
-    diff = sr_a - sr_b
-    if diff == 0.0:
-        return math.inf
-    return float(max(v, 0.0) * (_z(alpha) / diff) ** 2)
-
-
-def verdict(rows: pd.DataFrame, n_days: int, min_track_record_days: float) -> tuple[str, str]:
-    """Verdict and reason for one pair from its Holm-adjusted test rows.
-
-    Rule, in order:
-
-    1. ``"inconclusive"`` when the minimum track record length for the observed Sharpe
-       difference is unknown (degenerate input) or exceeds the sample (``n_days <
-       min_track_record_days``): even taken alone, the sample is too short for the observed
-       gap to be significant, so a non-rejection says nothing (the test lacks power).
-    2. Otherwise, among :data:`DECISIVE_TESTS` that are significant after Holm: all with the same
-       sign of effect -> ``"a better"`` / ``"b better"``; conflicting signs -> ``"inconclusive"``;
-       none significant -> ``"no difference"``.
-    """
-    if not math.isfinite(min_track_record_days) or n_days < min_track_record_days:
-        need = "unknown" if math.isnan(min_track_record_days) else f"{min_track_record_days:.0f}"
-        return "inconclusive", (
-            f"{n_days} days < minimum track record of {need} days needed for the observed Sharpe difference"
-        )
-    decisive = rows[rows["test"].isin(DECISIVE_TESTS) & rows["significant"]]
-    signs = set(np.sign(decisive["effect"].astype(float)).tolist())
-    names = ", ".join(decisive["test"])
-    if not signs:
-        return "no difference", f"no Holm-significant difference in {' or '.join(DECISIVE_TESTS)}"
-    if signs == {1.0}:
-        return "a better", f"Holm-significant: {names}"
-    if signs == {-1.0}:
-        return "b better", f"Holm-significant: {names}"
-    return "inconclusive", f"Holm-significant tests disagree in sign: {names}"
 
 
 def comparison_pairs(variants: Mapping[str, tuple[str, str | None]]) -> list[tuple[str, str, str]]:
@@ -496,7 +447,8 @@ def run_battery(
     alpha: float = 0.05,
     tests: Sequence[str] | None = None,
     periods_per_year: int = PERIODS_PER_YEAR,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    correction: str = "fdr_bh",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run the :data:`BATTERY` on every pair; Holm and BH over the whole family of rows.
 
     Parameters
@@ -505,23 +457,26 @@ def run_battery(
         Daily simple returns, one column per variant key.
     pairs : sequence of (objective, a, b)
     resampler : bootstrap indices source (shared across pairs).
-    alpha : family-wise level; ``significant`` is ``p_holm < alpha``.
+    alpha : level; ``significant`` is the ``correction``-adjusted p-value below ``alpha``.
     tests : names from :data:`BATTERY` (default all).
+    correction : ``"fdr_bh"`` (default; the exploratory family) or ``"holm"``.
 
     Returns
     -------
-    (tests, effects, verdicts) : pd.DataFrame
-        Columns :data:`RECORD_COLUMNS`, :data:`EFFECT_COLUMNS`, :data:`VERDICT_COLUMNS`.
+    (tests, effects) : pd.DataFrame
+        Columns :data:`RECORD_COLUMNS` and :data:`EFFECT_COLUMNS`.
 
     Raises
     ------
     ConfigError
-        Unknown test name or ``alpha`` outside ``(0, 1)``.
+        Unknown test name or correction, or ``alpha`` outside ``(0, 1)``.
     DataValidationError
         A pair names a column ``returns`` lacks.
     """
     if not 0.0 < alpha < 1.0:
         raise ConfigError(f"alpha must lie in (0, 1), got {alpha}")
+    if correction not in ("fdr_bh", "holm"):
+        raise ConfigError(f"unknown correction {correction!r}; use 'fdr_bh' or 'holm'")
     names = list(BATTERY) if tests is None else list(tests)
     unknown = [t for t in names if t not in BATTERY]
     if unknown:
@@ -533,7 +488,6 @@ def run_battery(
 
     rows: list[dict[str, Any]] = []
     effects: list[dict[str, Any]] = []
-    samples: dict[tuple[str, str, str], PairSample] = {}
     used = list(dict.fromkeys(c for _, a, b in pairs for c in (a, b)))
     complete = returns[used].dropna()
     position = {c: i for i, c in enumerate(used)}
@@ -552,7 +506,6 @@ def run_battery(
             panel if shared else None,
             (position[a], position[b]),
         )
-        samples[(objective, a, b)] = s
         info = {
             "objective": objective,
             "group": objective,
@@ -578,44 +531,45 @@ def run_battery(
     table["n"] = table["n"].astype("int64")
     table["p_holm"] = adjust_pvalues(table["p_value"].to_numpy(), "holm")
     table["p_bh"] = adjust_pvalues(table["p_value"].to_numpy(), "fdr_bh")
-    table["significant"] = (table["p_holm"] < alpha).astype(bool)
+    adjusted = table["p_bh"] if correction == "fdr_bh" else table["p_holm"]
+    table["significant"] = (adjusted < alpha).astype(bool)
+    return table, pd.DataFrame(effects, columns=list(EFFECT_COLUMNS))
 
-    verdicts = []
-    for (objective, a, b), s in samples.items():
-        trl = jkm_min_track_record(s.x, s.y, alpha)
-        sel = table[(table["objective"] == objective) & (table["a"] == a) & (table["b"] == b)]
-        if s.n >= 3 and np.array_equal(s.x, s.y):
-            label, reason = "no difference", "identical daily returns"
-        else:
-            label, reason = verdict(sel, s.n, trl)
-        verdicts.append(
-            {
-                "objective": objective,
-                "a": a,
-                "b": b,
-                "verdict": label,
-                "reason": reason,
-                "n_days": s.n,
-                "min_track_record_days": trl,
-            }
-        )
-    return (
-        table,
-        pd.DataFrame(effects, columns=list(EFFECT_COLUMNS)),
-        pd.DataFrame(verdicts, columns=list(VERDICT_COLUMNS)),
-    )
+
+class FamilyPowerWarning(UserWarning):
+    """A configured family of tests can never reach significance (its p-values have a floor)."""
+
+
+def unattainable_tests(
+    tests: Sequence[str], family_size: int, bootstrap_reps: int, alpha: float, correction: str
+) -> list[str]:
+    """Tests whose adjusted p-value can never fall below ``alpha`` in a family of ``family_size``.
+
+    A bootstrap p-value (:data:`BOOTSTRAP_P_TESTS`) is at least ``1 / (B + 1)``. Under Holm its
+    smallest adjusted value is ``m / (B + 1)``; under Benjamini-Hochberg, when every test in the
+    family reaches the floor, ``1 / (B + 1)``. A test whose best case is ``>= alpha`` can never
+    reject, whatever the data.
+    """
+    floor = 1.0 / (bootstrap_reps + 1.0)
+    best = floor * family_size if correction == "holm" else floor
+    return [t for t in tests if t in BOOTSTRAP_P_TESTS and best >= alpha]
 
 
 def sharpe_table(
-    returns: pd.DataFrame, n_trials: int, alpha: float = 0.05, periods_per_year: int = PERIODS_PER_YEAR
+    returns: pd.DataFrame,
+    n_trials: int,
+    alpha: float = 0.05,
+    periods_per_year: int = PERIODS_PER_YEAR,
+    trial_keys: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """PSR (vs 0), DSR and minimum track record per variant.
 
     DSR deflates by ``n_trials`` with ``V[SR]`` the cross-sectional variance (``ddof=1``) of
-    the variants' daily Sharpe ratios (Bailey and López de Prado, 2014, §3); with fewer than
-    two finite Sharpe ratios it falls back to the asymptotic variance of one Sharpe estimate,
-    ``(1 - skew SR + (kurt - 1)/4 SR^2) / (n - 1)``. ``min_track_record_days`` is the minTRL for
-    ``PSR(0) >= 1 - alpha`` (inf when the Sharpe ratio is not positive).
+    the trials' daily Sharpe ratios (``trial_keys``, default every column; Bailey and López de
+    Prado, 2014, §3); with fewer than two finite Sharpe ratios it falls back to the asymptotic
+    variance of one Sharpe estimate, ``(1 - skew SR + (kurt - 1)/4 SR^2) / (n - 1)``.
+    ``min_track_record_days`` is the minTRL for ``PSR(0) >= 1 - alpha`` (inf when the Sharpe
+    ratio is not positive).
 
     Returns
     -------
@@ -624,7 +578,8 @@ def sharpe_table(
         ``min_track_record_days``, ``skew``, ``kurtosis`` (raw, normal = 3).
     """
     moments = {k: sharpe_stats(returns[k].to_numpy()) for k in returns.columns}
-    daily = np.array([m.sharpe for m in moments.values()], dtype=float)
+    keys = list(returns.columns) if trial_keys is None else [k for k in trial_keys if k in moments]
+    daily = np.array([moments[k].sharpe for k in keys], dtype=float)
     finite = daily[np.isfinite(daily)]
     cross_var = float(np.var(finite, ddof=1)) if finite.size >= 2 else None
     rows = {}
@@ -650,25 +605,48 @@ def sharpe_table(
 
 
 @dataclass(frozen=True)
+class TrialCount:
+    """What the deflated Sharpe ratio's number of trials counts.
+
+    Attributes
+    ----------
+    tuning : hyper-parameter trials stored by tuning (``count_trials``).
+    prior_configurations : distinct study configurations already run on the same data hash
+        (the ``runs`` table), this one excluded.
+    prior_variants : their forecast-driven variants (each was a trial on the same data).
+    """
+
+    tuning: int = 0
+    prior_configurations: int = 0
+    prior_variants: int = 0
+
+    def total(self, variants: int) -> int:
+        return int(variants) + self.tuning + self.prior_variants
+
+
+@dataclass(frozen=True)
 class StudyStatistics:
     """Everything :func:`evaluate` computed; :meth:`to_results` gives the ``results.json`` keys.
 
     Attributes
     ----------
-    tests : pairwise records (:data:`RECORD_COLUMNS`), Holm/BH over the whole family.
-    effects, verdicts : one row per pair.
+    primary : the declared primary family and its tests (verdicts, StepM, SPA, MCS).
+    tests : exploratory pairwise records (:data:`RECORD_COLUMNS`), BH (and Holm) over the family.
+    effects : one row per pair.
     sharpe : per-variant PSR/DSR table (see :func:`sharpe_table`).
-    trials : ``n_trials``, ``from_tuning``, ``variants``, ``source``.
+    trials : ``n_trials`` and what it holds (``variants``, ``from_tuning``, ``prior_configurations``,
+        ``prior_variants``, ``source``).
     overfitting : PBO over the forecast variants (None with fewer than 2 or too few days).
     regimes : per-day regime labels; regime_metrics, regime_tests : breakdowns (tests with a
-        ``regime`` column, Holm/BH within each regime).
+        ``regime`` column, corrected within each regime).
     quarters : per quarter and key.
-    alpha, block_length, bootstrap_reps, regime_rule, period : settings used.
+    warnings : families that can never reach significance, in words.
+    alpha, block_length, bootstrap_reps, regime_rule, period, correction : settings used.
     """
 
+    primary: PrimaryResult
     tests: pd.DataFrame
     effects: pd.DataFrame
-    verdicts: pd.DataFrame
     sharpe: pd.DataFrame
     trials: dict[str, Any]
     overfitting: OverfittingResult | None
@@ -681,9 +659,17 @@ class StudyStatistics:
     bootstrap_reps: int = 0
     regime_rule: str = ""
     period: dict[str, Any] = field(default_factory=dict)
+    correction: str = "fdr_bh"
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def verdicts(self) -> pd.DataFrame:
+        """The primary verdicts, one row per declared comparison."""
+        return self.primary.verdicts
 
     def to_results(self) -> dict[str, Any]:
-        """The contract keys ``tests, effects, verdicts, sharpe, trials, overfitting, regimes, quarters``.
+        """The contract keys ``primary, tests, effects, verdicts, sharpe, trials, overfitting, regimes,
+        quarters``.
 
         Values may hold NaN/inf and numpy scalars; pass the dict through the results JSON
         converter (``kallos.pipeline.results.jsonable``).
@@ -691,16 +677,21 @@ class StudyStatistics:
         records = self.tests.to_dict(orient="records")
         days = self.regimes.value_counts()
         return {
+            "primary": self.primary.to_results(),
             "tests": {
                 "alpha": self.alpha,
-                "correction": "holm",
+                "family": "exploratory",
+                "correction": self.correction,
+                "note": "exploratory: every battery test on every pair, corrected over the whole "
+                "family; not used for verdicts (see primary)",
                 "period": self.period,
                 "family_size": int(self.tests["p_value"].notna().sum()),
                 "bootstrap": {"reps": self.bootstrap_reps, "block_length": self.block_length},
+                "warnings": list(self.warnings),
                 "pairwise": records,
             },
             "effects": self.effects.to_dict(orient="records"),
-            "verdicts": self.verdicts.to_dict(orient="records"),
+            "verdicts": self.primary.verdicts.to_dict(orient="records"),
             "sharpe": {
                 k: {**v, "n_trials": int(v["n_trials"])}
                 for k, v in self.sharpe.to_dict(orient="index").items()
@@ -729,12 +720,15 @@ def evaluate(
     variants: Mapping[str, tuple[str, str | None]],
     benchmark: str,
     config: EvaluationSettings,
-    n_trials_tuning: int = 0,
+    trials: TrialCount | int = 0,
     *,
-    trials_source: str = "strategy x objective variants",
+    family: PrimaryFamily | None = None,
+    learned: Sequence[str] = (),
+    baselines: Sequence[str] = (),
+    decisions: pd.DataFrame | None = None,
     periods_per_year: int = PERIODS_PER_YEAR,
 ) -> StudyStatistics:
-    """The full statistics battery of a study.
+    """The study's statistics: primary family, exploratory battery, PSR/DSR, PBO and breakdowns.
 
     Parameters
     ----------
@@ -744,14 +738,17 @@ def evaluate(
     variants : mapping key -> (strategy name, objective or None)
         Every column of ``returns``; objective None marks a benchmark.
     benchmark : str
-        Key of the market-cap benchmark, whose trailing trend defines the regimes (no regime
-        breakdown when absent from ``returns``).
+        Key of the market-cap benchmark: a comparator of the primary family, and its trailing
+        trend defines the regimes (no regime breakdown when absent from ``returns``).
     config : EvaluationConfig
         ``alpha, bootstrap_reps, block_length`` (None: Politis-White), ``sd_orders, pbo_splits,
-        regime_lookback, regime_bull, regime_bear, seed``.
-    n_trials_tuning : int, default 0
-        Hyper-parameter trials recorded by tuning (``count_trials``); the DSR uses
-        ``n_trials = n_trials_tuning + len(variants)``.
+        regime_lookback, regime_bull, regime_bear, seed, power, exploratory_correction``.
+    trials : TrialCount or int, default 0
+        What the DSR counts besides this study's forecast-driven variants (an int is the number of
+        stored tuning trials).
+    family : the declared primary family; default declared here from ``learned``/``baselines``.
+    learned, baselines : forecaster names of the two sides of the primary family.
+    decisions : rebalance rows ``key, date, fallback`` (the fallback robustness check).
 
     Returns
     -------
@@ -760,34 +757,79 @@ def evaluate(
     Raises
     ------
     DataValidationError
-        If ``variants`` and the columns of ``returns`` disagree, or ``n_trials_tuning < 0``.
+        If ``variants`` and the columns of ``returns`` disagree, or a trial count is negative.
     ConfigError
         For invalid settings.
     """
     missing = sorted(set(variants) - set(returns.columns))
     if missing:
         raise DataValidationError(f"returns lack the variant column(s) {missing}")
-    if n_trials_tuning < 0:
-        raise DataValidationError(f"n_trials_tuning must be >= 0, got {n_trials_tuning}")
+    if isinstance(trials, int):
+        trials = TrialCount(tuning=trials)
+    if min(trials.tuning, trials.prior_configurations, trials.prior_variants) < 0:
+        raise DataValidationError(f"trial counts must be >= 0, got {trials}")
     returns = returns[list(variants)].astype(float)
     block = config.block_length or politis_white_block_length(returns)
     resampler = Resampler(block, config.bootstrap_reps, config.seed)
     tests = [t for t in BATTERY if not t.startswith("sd") or int(t[2:]) in config.sd_orders]
+    correction = config.exploratory_correction
     pairs = comparison_pairs(variants)
-    table, effects, verdicts = run_battery(
-        returns, pairs, resampler, alpha=config.alpha, tests=tests, periods_per_year=periods_per_year
+
+    if family is None:
+        family = declare_primary_family(variants, learned, baselines, benchmark)
+    sb_block = config.block_length or politis_white_block_length(
+        returns[family.variants] if family.variants else returns, kind="stationary"
+    )
+    primary = run_primary(
+        returns,
+        family,
+        alpha=config.alpha,
+        block_size=sb_block,
+        reps=config.bootstrap_reps,
+        seed=config.seed,
+        power=config.power,
+        decisions=decisions,
+        periods_per_year=periods_per_year,
     )
 
-    n_trials = int(n_trials_tuning) + len(variants)
-    trials = {
-        "n_trials": n_trials,
-        "from_tuning": int(n_trials_tuning),
-        "variants": len(variants),
-        "source": trials_source if n_trials_tuning == 0 else f"tuning trials + {trials_source}",
-    }
-    sharpe = sharpe_table(returns, n_trials, config.alpha, periods_per_year)
+    table, effects = run_battery(
+        returns,
+        pairs,
+        resampler,
+        alpha=config.alpha,
+        tests=tests,
+        periods_per_year=periods_per_year,
+        correction=correction,
+    )
+    notes = []
+    dead = unattainable_tests(
+        tests, int(table["p_value"].notna().sum()), config.bootstrap_reps, config.alpha, correction
+    )
+    if dead:
+        notes.append(
+            f"exploratory family ({correction}, {int(table['p_value'].notna().sum())} tests, "
+            f"{config.bootstrap_reps} bootstrap resamples): {', '.join(dead)} can never be significant "
+            f"(p >= 1/(B+1)); raise evaluation.bootstrap_reps or use exploratory_correction = 'fdr_bh'"
+        )
 
     forecast_keys = [k for k, (_, obj) in variants.items() if obj is not None]
+    n_trials = trials.total(len(forecast_keys))
+    parts = [f"{len(forecast_keys)} forecast-driven variants of this study (benchmarks not counted)"]
+    parts.append(f"{trials.tuning} stored tuning trials")
+    parts.append(
+        f"{trials.prior_variants} forecast-driven variants of {trials.prior_configurations} other "
+        "study configurations already run on the same data"
+    )
+    trials_doc = {
+        "n_trials": n_trials,
+        "variants": len(forecast_keys),
+        "from_tuning": trials.tuning,
+        "prior_configurations": trials.prior_configurations,
+        "prior_variants": trials.prior_variants,
+        "source": "; ".join(parts),
+    }
+    sharpe = sharpe_table(returns, n_trials, config.alpha, periods_per_year, trial_keys=forecast_keys)
+
     overfitting = None
     if len(forecast_keys) >= 2 and len(returns[forecast_keys].dropna()) >= 2 * config.pbo_splits:
         overfitting = probability_of_backtest_overfitting(returns[forecast_keys], config.pbo_splits)
@@ -804,8 +846,14 @@ def evaluate(
     for regime in REGIMES:
         sub = returns.loc[regimes == regime]
         if len(sub) >= _MIN_OBS:
-            part, _, _ = run_battery(
-                sub, pairs, resampler, alpha=config.alpha, tests=tests, periods_per_year=periods_per_year
+            part, _ = run_battery(
+                sub,
+                pairs,
+                resampler,
+                alpha=config.alpha,
+                tests=tests,
+                periods_per_year=periods_per_year,
+                correction=correction,
             )
             per_regime.append(part.assign(regime=regime))
     regime_tests = (
@@ -813,14 +861,16 @@ def evaluate(
         if per_regime
         else pd.DataFrame(columns=[*RECORD_COLUMNS, "regime"])
     )
+    for note in notes:
+        warnings.warn(note, FamilyPowerWarning, stacklevel=2)
     index = returns.index
     period = {"start": index[0], "end": index[-1], "n_days": len(index)} if len(index) else {}
     return StudyStatistics(
+        primary=primary,
         tests=table,
         effects=effects,
-        verdicts=verdicts,
         sharpe=sharpe,
-        trials=trials,
+        trials=trials_doc,
         overfitting=overfitting,
         regimes=regimes,
         regime_metrics=regime_metrics(returns, regimes, periods_per_year),
@@ -831,4 +881,6 @@ def evaluate(
         bootstrap_reps=config.bootstrap_reps,
         regime_rule=rule,
         period=period,
+        correction=correction,
+        warnings=tuple(notes),
     )

@@ -19,8 +19,10 @@ from kallos.exceptions import ConfigError
 __all__ = ["Draws", "Resampler", "politis_white_block_length"]
 
 
-def politis_white_block_length(returns: pd.DataFrame, max_fraction: float = 0.25) -> int:
-    """Block length for the circular block bootstrap by the Politis-White rule.
+def politis_white_block_length(
+    returns: pd.DataFrame, max_fraction: float = 0.25, kind: str = "circular"
+) -> int:
+    """Block length for the circular block (or stationary) bootstrap by the Politis-White rule.
 
     Parameters
     ----------
@@ -28,6 +30,8 @@ def politis_white_block_length(returns: pd.DataFrame, max_fraction: float = 0.25
         Daily simple returns; rows with a NaN are dropped.
     max_fraction : float, default 0.25
         Upper cap as a fraction of ``n_days``.
+    kind : {"circular", "stationary"}, default "circular"
+        Which bootstrap the length is for (the stationary one's is its expected block length).
 
     Returns
     -------
@@ -50,7 +54,7 @@ def politis_white_block_length(returns: pd.DataFrame, max_fraction: float = 0.25
     data = data[:, np.ptp(data, axis=0) > 0]
     if data.shape[1] == 0:
         return 1
-    lengths = optimal_block_length(np.hstack([data, data**2]))["circular"].to_numpy()
+    lengths = optimal_block_length(np.hstack([data, data**2]))[kind].to_numpy()
     lengths = lengths[np.isfinite(lengths)]
     value = math.ceil(float(np.median(lengths))) if lengths.size else 1
     return int(min(max(value, 1), max(1, int(max_fraction * n))))
