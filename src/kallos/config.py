@@ -35,6 +35,7 @@ from kallos.exceptions import ConfigError
 __all__ = [
     "BacktestConfig",
     "BadWindow",
+    "CalibrationConfig",
     "EvaluationConfig",
     "ForecastConfig",
     "PortfolioConfig",
@@ -65,7 +66,11 @@ class BadWindow(_Strict):
 class QualityConfig(_Strict):
     """Data-quality rules applied when the panel is built (see :mod:`kallos.data.quality`)."""
 
-    exclude_categories: tuple[str, ...] = ("stablecoin", "gold", "tokenized_fund")
+    exclude_categories: tuple[str, ...] = Field(
+        ("stablecoin", "gold", "tokenized_fund", "wrapped", "liquid_staking"),
+        description="categories kept out of risky universes (kallos.data.categories.CATEGORIES); "
+        "wrapped and liquid-staking tokens would count their underlying coin twice",
+    )
     max_ffill_days: int = Field(3, ge=0, le=30, description="longest gap filled forward, days")
     max_daily_return: float = Field(
         5.0,
@@ -102,6 +107,18 @@ class UniverseConfig(_Strict):
         ge=0,
         description="CoinGecko vs Binance close: a coin-month whose mean |cg/bn - 1| exceeds this "
         "is flagged in results.universe.reconciliation",
+    )
+    cmc_check: Literal["replace", "flag", "off"] = Field(
+        "replace",
+        description="cross-check every ranked coin's market cap against the CoinMarketCap snapshot of "
+        "the month: 'replace' ranks a disagreeing coin by close x CMC circulating supply, 'flag' only "
+        "reports it, 'off' skips the check",
+    )
+    cmc_max_disagreement: float = Field(
+        0.5,
+        gt=0,
+        description="largest accepted disagreement max(a/b, b/a) - 1 between the panel's and CMC's "
+        "market cap on the snapshot date",
     )
 
 
@@ -147,7 +164,7 @@ class ForecastConfig(_Strict):
     validation_days: int = Field(91, ge=7, description="last 13 weeks of each training window")
     min_train_samples: int = Field(60, ge=10)
     historical_mean_window: int = Field(365, ge=2)
-    forecasters: tuple[str, ...] = ("gru", "lstm", "historical_mean", "naive_persistence")
+    forecasters: tuple[str, ...] = ("gru", "lstm", "zero", "historical_mean", "naive_persistence")
     recurrent: RecurrentConfig = RecurrentConfig()
     tuning: TuningConfig = TuningConfig()
 
@@ -213,10 +230,33 @@ class BacktestConfig(_Strict):
         return self
 
 
+class CalibrationConfig(_Strict):
+    """Size and power of the primary tests, simulated on the study's own returns for the report.
+
+    ``kallos run`` runs a short calibration (the report's section); ``benchmarks/calibration.py``
+    runs the full one (500 replications per null, five gaps). See
+    :mod:`kallos.evaluation.calibration`.
+    """
+
+    size_reps: int = Field(100, ge=0, description="replications under each null (0 = no calibration)")
+    power_reps: int = Field(100, ge=0, description="replications per planted (form, gap)")
+    gaps: tuple[float, ...] = Field((2.0,), description="planted annual Sharpe gaps")
+    inner_reps: int = Field(299, ge=99, description="bootstrap resamples of each test in a replication")
+
+
 class EvaluationConfig(_Strict):
     alpha: float = Field(0.05, gt=0, lt=1, description="significance level after correction")
+    power: float = Field(
+        0.8, gt=0.5, lt=1, description="power at which the minimum detectable Sharpe gap is stated"
+    )
+    exploratory_correction: Literal["fdr_bh", "holm"] = Field(
+        "fdr_bh", description="multiple-testing correction of the exploratory battery"
+    )
+    calibration: CalibrationConfig = CalibrationConfig()
     var_level: float = Field(0.95, gt=0.5, lt=1)
-    bootstrap_reps: int = Field(1000, ge=100, le=100_000, description="circular block bootstrap resamples")
+    bootstrap_reps: int = Field(
+        1000, ge=100, le=100_000, description="bootstrap resamples of every bootstrap test"
+    )
     block_length: int | None = Field(
         None, ge=1, description="bootstrap block length in days; None = Politis-White rule"
     )

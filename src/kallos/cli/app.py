@@ -7,6 +7,9 @@ and writes under an explicit ``--out`` directory.
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -126,7 +129,16 @@ def run(
         overrides.update(parse_set(set_ or []))
         cfg = load_config(config, overrides)
         store = Store(database_url or default_database_url(out))
-        outcome = execute_study(cfg, store, out, data_dir=data_dir, progress=RichProgress(console))
+        # Calibration replications are independent: spread them over n_jobs processes.
+        with ProcessPoolExecutor(max_workers=cfg.n_jobs, mp_context=get_context("spawn")) as pool:
+            outcome = execute_study(
+                cfg,
+                store,
+                out,
+                data_dir=data_dir,
+                progress=RichProgress(console),
+                map_fn=partial(pool.map, chunksize=4),
+            )
         exported = export_results(outcome.run_dir, export_formats) if export_formats else {}
     except KallosError as err:
         raise fail(err) from None
@@ -167,11 +179,18 @@ def _summary(outcome) -> None:
         for note in imported.notes:
             out.print(f"  {note}", highlight=False)
     out.print(table)
-    sig = result.tests[result.tests["significant"]] if len(result.tests) else result.tests
-    out.print(
-        f"{len(sig)} of {len(result.tests)} pairwise tests significant after Holm "
-        f"(alpha={cfg.evaluation.alpha})."
-    )
+    stats = result.statistics
+    if stats is not None and len(stats.verdicts):
+        v = stats.verdicts
+        better = v[v["verdict"].isin(["a better", "b better"])]
+        out.print(
+            f"Primary family: {len(better)} of {len(v)} comparisons significant after StepM "
+            f"(familywise alpha={cfg.evaluation.alpha}); median minimum detectable Sharpe gap "
+            f"{v['min_detectable_gap'].median():.2f}."
+        )
+        for r in better.itertuples(index=False):
+            winner, loser = (r.a, r.b) if r.verdict == "a better" else (r.b, r.a)
+            out.print(f"  {winner} beats {loser} (Sharpe gap {abs(r.sharpe_diff):.2f})", highlight=False)
     out.print(f"Finished in {outcome.wall_seconds:.0f} s. Report: [bold]{outcome.run_dir / 'report.html'}[/]")
 
 

@@ -9,13 +9,14 @@ from pathlib import Path
 from kallos.config import StudyConfig
 from kallos.data import Store, build_panel, ingest_data_dir, resolve_data_dir, schema
 from kallos.data.ingest import IngestReport
+from kallos.evaluation.battery import TrialCount
 from kallos.forecast.model_store import ModelRegistry
 from kallos.forecast.tuning import count_trials
 from kallos.pipeline.persist import persist_study
 from kallos.pipeline.progress import NullProgress, Progress
 from kallos.pipeline.study import StudyResult, run_study
 
-__all__ = ["RunOutcome", "StudyResult", "execute_study", "run_study"]
+__all__ = ["RunOutcome", "StudyResult", "execute_study", "prior_trials", "run_study"]
 
 
 @dataclass(frozen=True)
@@ -26,17 +27,40 @@ class RunOutcome:
     wall_seconds: float
 
 
+def prior_trials(store: Store, data_hash: str, config: StudyConfig) -> TrialCount:
+    """What the deflated Sharpe ratio counts besides this study: tuning trials and earlier configurations.
+
+    Every stored Optuna trial counts (:func:`kallos.forecast.tuning.count_trials`), and so does
+    every forecast-driven variant (forecaster × objective) of each *other* study configuration
+    already run on the same data (``runs`` rows with this ``data_hash`` and another
+    ``config_hash``): each was a look at the same returns.
+    """
+    runs = store.read_table(schema.runs, where=schema.runs.c.data_hash == data_hash)
+    others = runs[runs["config_hash"] != config.config_hash()].drop_duplicates("config_hash")
+    variants = 0
+    for stored in others["config"]:
+        forecast, portfolio = (stored or {}).get("forecast", {}), (stored or {}).get("portfolio", {})
+        variants += len(forecast.get("forecasters", ())) * len(portfolio.get("objectives", ()))
+    return TrialCount(
+        tuning=count_trials(store.url, store.schema_name),
+        prior_configurations=len(others),
+        prior_variants=variants,
+    )
+
+
 def execute_study(
     config: StudyConfig,
     store: Store,
     out_root: Path,
     data_dir: str | Path | None = None,
     progress: Progress | None = None,
+    map_fn=map,
 ) -> RunOutcome:
     """Run the study against ``store`` and write ``out_root/<run-id>/``.
 
     If the store holds no market data yet, the exports in ``data_dir`` (or
-    ``$KALLOS_DATA_DIR``) are imported first.
+    ``$KALLOS_DATA_DIR``) are imported first. ``map_fn`` runs the calibration replications
+    (see :func:`run_study`).
 
     Raises
     ------
@@ -59,10 +83,10 @@ def execute_study(
             config.quality,
             snapshots=store.read_table(schema.market_cap_snapshots),
         )
-    # Every stored tuning trial counts towards the deflated Sharpe ratio's number of trials.
-    n_trials_tuning = count_trials(store.url, store.schema_name)
+    # Stored tuning trials and earlier configurations on the same data count towards the DSR.
+    trials = prior_trials(store, panel.data_hash(), config)
     registry = ModelRegistry(store, out_root)
-    result = run_study(panel, config, progress, registry=registry, n_trials_tuning=n_trials_tuning)
+    result = run_study(panel, config, progress, registry=registry, trials=trials, map_fn=map_fn)
     with progress.stage("Writing report", total=None):
         run_dir = persist_study(result, store, out_root, wall_seconds=time.perf_counter() - t0)
     return RunOutcome(run_dir, result, ingested, time.perf_counter() - t0)

@@ -117,7 +117,7 @@ def build_results(result: StudyResult, run: dict[str, Any], coverage: pd.DataFra
         "forecasts": {
             "horizon": cfg.forecast.horizon,
             "period": {"start": fc["as_of"].min(), "end": fc["as_of"].max()} if len(fc) else {},
-            "baseline": "naive_persistence",
+            "baseline": result.forecast_evaluation.baseline if result.forecast_evaluation else "zero",
             "by_coin_quarter": _records(result.forecast_accuracy),
             "overall": _records(result.forecast_overall),
             "models": {
@@ -133,16 +133,33 @@ def build_results(result: StudyResult, run: dict[str, Any], coverage: pd.DataFra
     if (ev := result.forecast_evaluation) is not None:
         doc["forecast_evaluation"] = {
             "baseline": ev.baseline,
-            "test": "Diebold-Mariano with the Harvey-Leybourne-Newbold correction, squared-error loss",
+            "baselines": list(ev.baselines),
+            "test": "Diebold-Mariano with the Harvey-Leybourne-Newbold correction, squared-error loss, "
+            "against each baseline; coin_id 'all' pools the coins' loss differentials per date",
             "dm_tests": _records(ev.dm_tests),
+            "direction_test": "Pesaran-Timmermann (1992), one-sided; hac_* is the serial-correlation "
+            "robust regression form (Pesaran-Timmermann 2009; Driscoll-Kraay when pooled)",
+            "pt_tests": _records(ev.pt_tests),
             "decay": _records(ev.decay),
         }
+    if result.calibration is not None:
+        doc["calibration"] = result.calibration.to_results()
     doc.update(_statistics_doc(result, doc["tests"]))
     return jsonable(doc)
 
 
-STATISTICS_KEYS = ("effects", "verdicts", "sharpe", "trials", "overfitting", "regimes", "quarters")
-"""Top-level keys added by the statistics battery (issue 5; :mod:`kallos.evaluation.battery`)."""
+STATISTICS_KEYS = (
+    "primary",
+    "effects",
+    "verdicts",
+    "sharpe",
+    "trials",
+    "overfitting",
+    "regimes",
+    "quarters",
+)
+"""Top-level keys added by the statistics (:mod:`kallos.evaluation.battery`); ``verdicts`` are the
+primary family's."""
 
 
 def _statistics_doc(result: StudyResult, tests: dict) -> dict:
@@ -160,7 +177,16 @@ def _universe_doc(result: StudyResult) -> dict:
     recon = result.reconciliation
     if recon is None:
         recon = pd.DataFrame(columns=["coin_id", "month", "flagged"])
-    return universe_summary(result.universe, u.method, u.top_n, recon, u.divergence_threshold)
+    doc = universe_summary(result.universe, u.method, u.top_n, recon, u.divergence_threshold)
+    checks = result.decided.cmc_checks
+    doc["cmc_check"] = {
+        "mode": u.cmc_check,
+        "max_disagreement": u.cmc_max_disagreement,
+        "rule": "each eligible coin's market cap on the latest CoinMarketCap snapshot date at or before "
+        "the selection date against the snapshot's; disagreement = max(a/b, b/a) - 1",
+        "cases": _records(checks) if checks is not None else [],
+    }
+    return doc
 
 
 def report_frames(result: StudyResult) -> ReportFrames:

@@ -21,9 +21,17 @@ from kallos.backtest import drift_weights, run_backtest
 from kallos.config import StudyConfig
 from kallos.data.panel import MarketPanel
 from kallos.data.reconcile import price_divergence
-from kallos.data.universe import build_universe, capped_weights, month_starts, universe_on
+from kallos.data.universe import (
+    build_universe,
+    capped_weights,
+    cmc_market_cap_check,
+    month_starts,
+    universe_on,
+)
 from kallos.evaluation import ForecastEvaluation, forecast_evaluation, performance_metrics
-from kallos.evaluation.battery import StudyStatistics, evaluate
+from kallos.evaluation.battery import StudyStatistics, TrialCount, evaluate
+from kallos.evaluation.calibration import CalibrationResult, CalibrationSettings, calibrate
+from kallos.evaluation.primary import PrimaryFamily, declare_primary_family
 from kallos.exceptions import DataValidationError
 from kallos.features import forward_log_return
 from kallos.forecast import (
@@ -34,6 +42,7 @@ from kallos.forecast import (
     JobResult,
     coin_history,
     forecasts_frame,
+    is_baseline,
     make_forecaster,
     stable_seed,
 )
@@ -50,7 +59,15 @@ from kallos.portfolio import (
 )
 from kallos.types import BacktestResult
 
-__all__ = ["Decisions", "StudyResult", "build_strategies", "decide", "decision_calendar", "run_study"]
+__all__ = [
+    "Decisions",
+    "StudyResult",
+    "build_strategies",
+    "decide",
+    "decision_calendar",
+    "primary_family",
+    "run_study",
+]
 
 
 @dataclass(frozen=True)
@@ -63,6 +80,8 @@ class Decisions:
     universe, folds, decision_dates, forecasts, jobs, decisions, weights : as in :class:`StudyResult`.
     strategies : the strategies that took the decisions.
     registry_stats : how many recurrent models the model registry served (None without one).
+    cmc_checks : coins whose market cap disagreed with CoinMarketCap's, and what the universe
+        used (:func:`kallos.data.universe.cmc_market_cap_check`).
     """
 
     through: pd.Timestamp
@@ -75,6 +94,7 @@ class Decisions:
     weights: pd.DataFrame = field(repr=False)
     strategies: list[Strategy] = field(repr=False)
     registry_stats: RegistryStats | None = None
+    cmc_checks: pd.DataFrame | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -97,9 +117,11 @@ class StudyResult:
         (:func:`kallos.data.reconcile.price_divergence`).
     statistics : the statistics battery (:func:`kallos.evaluation.battery.evaluate`): tests,
         effects, verdicts, PSR/DSR, PBO, regime and quarter breakdowns.
-    forecast_evaluation : accuracy per coin and quarter, Diebold-Mariano tests against naive
-        persistence, residuals and accuracy by weeks since training
-        (:func:`kallos.evaluation.forecast_evaluation`).
+    forecast_evaluation : accuracy per coin and quarter against the zero forecast (R²_oos),
+        Diebold-Mariano tests against zero and naive persistence, Pesaran-Timmermann tests,
+        residuals and accuracy by weeks since training (:func:`kallos.evaluation.forecast_evaluation`).
+    family : the primary family, declared from the configuration before anything ran.
+    calibration : size and power of the primary tests on this study's returns (None when off).
     """
 
     config: StudyConfig
@@ -120,6 +142,8 @@ class StudyResult:
     reconciliation: pd.DataFrame | None = field(default=None, repr=False)
     statistics: StudyStatistics | None = field(default=None, repr=False)
     forecast_evaluation: ForecastEvaluation | None = field(default=None, repr=False)
+    family: PrimaryFamily | None = field(default=None, repr=False)
+    calibration: CalibrationResult | None = field(default=None, repr=False)
 
     universe = property(lambda self: self.decided.universe)
     folds = property(lambda self: self.decided.folds)
@@ -175,6 +199,22 @@ def build_strategies(config: StudyConfig) -> list[Strategy]:
     strategies.append(BENCHMARKS["market_cap"](config.universe.benchmark_max_weight))
     strategies.append(BENCHMARKS["equal_weight"]())
     return strategies
+
+
+def primary_family(config: StudyConfig) -> PrimaryFamily:
+    """The study's primary family, from the configuration alone (declared before any data is read).
+
+    Learned forecasters (every registered one that is not a baseline) against the baselines
+    (:data:`kallos.forecast.BASELINES`) and the market-cap benchmark, per objective.
+    """
+    variants = {s.key: (s.name, s.objective) for s in build_strategies(config)}
+    names = config.forecast.forecasters
+    return declare_primary_family(
+        variants,
+        learned=[n for n in names if not is_baseline(n)],
+        baselines=[n for n in names if is_baseline(n)],
+        benchmark="market_cap",
+    )
 
 
 def _investable(panel: MarketPanel, universe: pd.DataFrame, day: pd.Timestamp) -> list[str]:
@@ -336,7 +376,8 @@ def decide(
 
     # Universe: month m+1 chosen at the close of the last day of month m.
     months = month_starts(start, min(end, through + pd.Timedelta(days=1)))
-    universe = build_universe(panel, months, config.universe)
+    checks = cmc_market_cap_check(panel, months, config.universe)
+    universe = build_universe(panel, months, config.universe, checks)
     universe["benchmark_weight"] = universe.groupby("month", group_keys=False)["market_cap"].transform(
         lambda caps: capped_weights(caps, config.universe.benchmark_max_weight)
     )
@@ -387,6 +428,7 @@ def decide(
         weights,
         strategies,
         reuse if registry is not None else None,
+        checks,
     )
 
 
@@ -412,12 +454,16 @@ def run_study(
     config: StudyConfig,
     progress: Progress | None = None,
     registry: ModelRegistry | None = None,
-    n_trials_tuning: int = 0,
+    trials: TrialCount | int = 0,
+    map_fn=map,
 ) -> StudyResult:
     """Run the walk-forward study on ``panel`` (see the module docstring).
 
-    ``n_trials_tuning`` is the number of hyper-parameter trials recorded by tuning
-    (``count_trials``); the deflated Sharpe ratio counts them plus the variants.
+    The primary family of comparisons is declared from ``config`` first, before any data is
+    read. ``trials`` is what the deflated Sharpe ratio counts besides the study's forecast-driven
+    variants (:class:`~kallos.evaluation.battery.TrialCount`; an int is the number of stored
+    tuning trials). ``map_fn`` runs the calibration replications (``executor.map`` to spread them
+    over processes).
 
     Raises
     ------
@@ -425,6 +471,14 @@ def run_study(
         If the panel does not cover the test period plus the history it needs.
     """
     progress = progress or NullProgress()
+    family = primary_family(config)
+    with progress.stage(
+        f"Primary family declared: {len(family.comparisons)} comparisons "
+        f"({', '.join(family.learned) or 'no learned model'} vs "
+        f"{', '.join([*family.baselines, family.benchmark])})",
+        total=None,
+    ):
+        pass
     bt = config.backtest
     start, end = pd.Timestamp(bt.start), pd.Timestamp(bt.end)
     if panel.dates[-1] < end:
@@ -463,11 +517,15 @@ def run_study(
             for key, res in backtests.items()
         }
         net = pd.DataFrame({k: r.returns_net.loc[start:end] for k, r in backtests.items()})
-        statistics = evaluate(net, variants, "market_cap", config.evaluation, n_trials_tuning)
+        statistics = evaluate(
+            net, variants, "market_cap", config.evaluation, trials, family=family, decisions=d.decisions
+        )
         tests = statistics.tests
         # A forecast made at the close of t is scored in the quarter its trade goes into (t + 1);
-        # accuracy per coin and quarter, Diebold-Mariano tests, residuals and decay in one place.
-        evaluation = forecast_evaluation(forecasts, baseline="naive_persistence")
+        # accuracy against zero per coin and quarter, Diebold-Mariano and Pesaran-Timmermann
+        # tests, residuals and decay in one place.
+        evaluation = forecast_evaluation(forecasts)
+    calibration = _calibration(net, family, config, progress, map_fn)
 
     coins = sorted(d.universe["coin_id"].unique())
     return StudyResult(
@@ -489,4 +547,31 @@ def run_study(
         reconciliation=_reconciliation(panel, config),
         statistics=statistics,
         forecast_evaluation=evaluation,
+        family=family,
+        calibration=calibration,
     )
+
+
+def _calibration(
+    net: pd.DataFrame, family: PrimaryFamily, config: StudyConfig, progress: Progress, map_fn
+) -> CalibrationResult | None:
+    """The report's short calibration of the primary tests (None when off or not possible)."""
+    cal = config.evaluation.calibration
+    if not family.comparisons or not (cal.size_reps or cal.power_reps):
+        return None
+    settings = CalibrationSettings(
+        size_reps=cal.size_reps,
+        power_reps=cal.power_reps,
+        gaps=cal.gaps,
+        inner_reps=cal.inner_reps,
+        alpha=config.evaluation.alpha,
+        block_size=config.evaluation.block_length,
+        test_block_size=config.evaluation.block_length,
+        seed=config.evaluation.seed,
+    )
+    total = 3 * cal.size_reps + len(settings.forms) * len(cal.gaps) * cal.power_reps
+    with progress.stage("Calibrating the primary tests (size and power)", total=total) as bar:
+        try:
+            return calibrate(net, family, settings, map_fn=map_fn, on_replication=bar.advance)
+        except DataValidationError:
+            return None

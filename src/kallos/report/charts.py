@@ -54,6 +54,7 @@ FORECAST_STRATEGIES: tuple[str, ...] = (
     "gru",
     "lstm",
     "gru_attention",
+    "zero",
     "historical_mean",
     "naive_persistence",
 )
@@ -66,6 +67,7 @@ STRATEGY_COLOURS: Mapping[str, str] = {
     "gru": "#e4572e",
     "lstm": "#f29e4c",
     "gru_attention": "#c33c54",
+    "zero": "#3bb273",
     "historical_mean": "#2e86ab",
     "naive_persistence": "#7e57c2",
     "market_cap": "#2b2d42",

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from plotly.offline import get_plotlyjs
 
 from kallos.evaluation.battery import TEST_LABELS
 from kallos.report import charts, sections
+from kallos.report.blocks import ReportFrames
 from kallos.report.files import atomic_write
 from kallos.report.tables import (
     DASH,
@@ -68,36 +68,7 @@ _TEMPLATE = "report.html.j2"
 # Read once at import, with the code that fills it: a long-running process never pairs this
 # module with a template edited on disk after it started (a missing variable would abort the run).
 _TEMPLATE_SOURCE = Path(__file__).with_name("templates").joinpath(_TEMPLATE).read_text(encoding="utf-8")
-_BASELINE_STRATEGIES = ("historical_mean", "naive_persistence")
 _MAX_EVENT_ROWS = 1000
-
-
-@dataclass(frozen=True)
-class ReportFrames:
-    """Daily series behind the report's charts.
-
-    Attributes
-    ----------
-    returns_net : pd.DataFrame of shape (n_days, n_variants)
-        Daily simple returns after costs (not percent); index dates, columns variant keys
-        (``"gru/max_sharpe"``, ..., ``"market_cap"``, ``"equal_weight"``).
-    returns_gross : pd.DataFrame of shape (n_days, n_variants)
-        Same as ``returns_net`` but before costs.
-    turnover : pd.DataFrame of shape (n_decision_days, n_variants)
-        One-way turnover (fraction of capital traded) per decision date; 0 between rebalances.
-    weights : pd.DataFrame
-        Long frame ``strategy, objective, date, coin_id, weight``: target weights decided at
-        ``date``. Benchmarks carry objective ``"none"``.
-    forecasts : pd.DataFrame
-        Long frame ``forecaster, coin_id, as_of, horizon, forecast, realised, fold_cutoff``:
-        h-day forward log returns; ``realised`` is NaN where the horizon runs past the data.
-    """
-
-    returns_net: pd.DataFrame
-    returns_gross: pd.DataFrame
-    turnover: pd.DataFrame
-    weights: pd.DataFrame
-    forecasts: pd.DataFrame
 
 
 def _variant_order(results: Mapping[str, Any], frames: ReportFrames) -> tuple[list[str], list[str]]:
@@ -173,63 +144,23 @@ def _summary(results: Mapping[str, Any], objectives: Sequence[str], variants: Se
 
     tests = _get(results, "tests", default={})
     pairwise = [r for r in _get(tests, "pairwise", default=[]) if isinstance(r, Mapping)]
-    gru_rows = [r for r in pairwise if "gru" in (_split(str(r.get("a")))[0], _split(str(r.get("b")))[0])]
-    if gru_rows:
+    if pairwise:
         alpha = _as_float(tests.get("alpha")) or 0.05
-        correction = str(tests.get("correction") or "holm")
         adj_key = _adjusted_key(tests)
-        sig = [r for r in gru_rows if _is_significant(r, adj_key, alpha)]
-        head = Markup("Of {} pairwise tests of GRU against another variant, ").format(len(gru_rows))
-        if sig:
-            details = Markup("; ").join(
-                Markup(
-                    "<code>{}</code> vs <code>{}</code> (adjusted p = {}, annualised mean difference {})"
-                ).format(
-                    r.get("a"),
-                    r.get("b"),
-                    _fmt_p(r.get(adj_key)),
-                    _fmt_pct(r.get("mean_diff_annual"), 1, signed=True),
-                )
-                for r in sig
+        sig = [r for r in pairwise if _is_significant(r, adj_key, alpha)]
+        sentences.append(
+            Markup(
+                "The exploratory battery ran {} tests on every pair of variants; {} {} significant at α = {} "
+                "after {} correction over that family. They describe how the return distributions differ "
+                "and do not enter the verdicts."
+            ).format(
+                _fmt_int(len(pairwise)),
+                len(sig),
+                "is" if len(sig) == 1 else "are",
+                f"{alpha:g}",
+                "Benjamini-Hochberg" if adj_key == "p_bh" else "Holm",
             )
-            sentences.append(
-                head
-                + Markup("<strong>{} {} significant</strong> at α = {} after {} correction: {}.").format(
-                    len(sig), "is" if len(sig) == 1 else "are", f"{alpha:g}", correction.title(), details
-                )
-            )
-        else:
-            best = min(gru_rows, key=lambda r: _as_float(r.get(adj_key)) or math.inf)
-            sentences.append(
-                head
-                + Markup(
-                    "<strong>none is significant</strong> at α = {} after {} correction "
-                    "(smallest adjusted p-value {}, <code>{}</code> vs <code>{}</code>)."
-                ).format(
-                    f"{alpha:g}", correction.title(), _fmt_p(best.get(adj_key)), best.get("a"), best.get("b")
-                )
-            )
-
-    overall = [r for r in _get(results, "forecasts", "overall", default=[]) if str(r.get("coin_id")) == "all"]
-    by_name = {str(r.get("forecaster")): r for r in overall}
-    baseline = str(_get(results, "forecasts", "baseline", default="naive_persistence"))
-    if "gru" in by_name:
-        gru = by_name["gru"]
-        text = Markup("Over {} forecasts of {}-day log returns, GRU's directional accuracy was {}").format(
-            _fmt_int(gru.get("n")),
-            _fmt_int(_get(results, "forecasts", "horizon")),
-            _fmt_pct(gru.get("directional_accuracy")),
         )
-        if baseline in by_name:
-            text += Markup(" (<code>{}</code>: {})").format(
-                baseline, _fmt_pct(by_name[baseline].get("directional_accuracy"))
-            )
-        ratio = _as_float(gru.get("rmse_ratio"))
-        if ratio is not None:
-            text += Markup(" and its RMSE was {}× that of <code>{}</code>").format(
-                _fmt_float(ratio, 3), baseline
-            )
-        sentences.append(text + Markup("."))
     return sentences
 
 
@@ -558,7 +489,7 @@ def _tests_table(
 
 def _forecast_section(results: Mapping[str, Any], frames: ReportFrames) -> dict[str, Any]:
     fc = _get(results, "forecasts", default={})
-    baseline = str(fc.get("baseline") or "naive_persistence")
+    baseline = str(fc.get("baseline") or "zero")
     horizon = _fmt_int(fc.get("horizon"))
     period = _get(fc, "period", default={})
     period_text = _period_text(period.get("start"), period.get("end"))
@@ -570,6 +501,7 @@ def _forecast_section(results: Mapping[str, Any], frames: ReportFrames) -> dict[
         _num("rmse", "RMSE", lambda v: _fmt_float(v, 4), "Root mean squared error, log-return units"),
         _num("mae", "MAE", lambda v: _fmt_float(v, 4), "Mean absolute error, log-return units"),
         _num("directional_accuracy", "DA", _fmt_pct, "Share of forecasts with the right sign"),
+        _num("r2_oos", "R²oos", _fmt_pct, "Out-of-sample R² against the zero forecast (> 0 beats zero)"),
         _num("rmse_ratio", "RMSE ratio", lambda v: _fmt_float(v, 3), f"RMSE / RMSE of {baseline}"),
         _num("da_diff", "DA − base", _fmt_pp, f"DA minus DA of {baseline}, percentage points"),
     ]
@@ -595,10 +527,10 @@ def _forecast_section(results: Mapping[str, Any], frames: ReportFrames) -> dict[
     q_cols = [
         *cols[:2],
         _txt("quarter", "quarter"),
-        *cols[2:6],
-        cols[6],
-        _num("mae_ratio", "MAE ratio", lambda v: _fmt_float(v, 3), f"MAE / MAE of {baseline}"),
+        *cols[2:7],
         cols[7],
+        _num("mae_ratio", "MAE ratio", lambda v: _fmt_float(v, 3), f"MAE / MAE of {baseline}"),
+        cols[8],
     ]
     bcq_sorted = sorted(bcq, key=lambda r: (*rank(r), str(r.get("quarter"))))
     quarter_table = _record_table(
@@ -666,6 +598,8 @@ def _returns_caption(returns: pd.DataFrame, what: str) -> str:
 
 _SECTION_ORDER: tuple[tuple[str, str], ...] = (
     ("summary", "Summary"),
+    ("verdicts", "Primary comparisons and verdicts"),
+    ("calibration", "Calibration of the primary tests"),
     ("configuration", "Configuration"),
     ("data", "Data coverage"),
     ("universe", "Universe construction"),
@@ -676,8 +610,7 @@ _SECTION_ORDER: tuple[tuple[str, str], ...] = (
     ("weights", "Portfolio weights"),
     ("turnover", "Turnover"),
     ("fallbacks", "Decision fallbacks"),
-    ("tests", "Pairwise tests"),
-    ("verdicts", "Verdicts and effect sizes"),
+    ("tests", "Exploratory pairwise tests"),
     ("sharpe", "Sharpe inference and overfitting"),
     ("regimes", "Market regimes"),
     ("quarters", "Quarterly breakdown"),

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 from markupsafe import Markup
 
 from kallos.report import charts
+from kallos.report.blocks import Builder, Figure, Section, SectionContext, TableBlock, Text, records
 from kallos.report.tables import (
     DASH,
     _as_float,
@@ -45,60 +45,12 @@ from kallos.report.tables import (
     _Table,
     _txt,
 )
-
-if TYPE_CHECKING:
-    from kallos.report.html import ReportFrames
+from kallos.report.verdicts import answer, calibration_section, primary_section
 
 __all__ = ["SECTIONS", "Section", "SectionContext", "build_sections", "headline"]
+# Section, SectionContext: re-exported from kallos.report.blocks (the block model of a section).
 
 ROLLING_WINDOW = 90
-VERDICT_CLASS = {"a better": "v-a", "b better": "v-b", "no difference": "v-none", "inconclusive": "v-inc"}
-
-
-# ----------------------------------------------------------------------------- model
-
-
-@dataclass(frozen=True)
-class Figure:
-    html: Markup
-    caption: str
-    kind: str = "figure"
-
-
-@dataclass(frozen=True)
-class Text:
-    html: Markup
-    kind: str = "text"
-
-
-@dataclass(frozen=True)
-class TableBlock:
-    table: _Table
-    collapse_label: str | None = None
-    threshold: int = 0
-    kind: str = "table"
-
-
-@dataclass(frozen=True)
-class Section:
-    id: str
-    title: str
-    blocks: Sequence[Figure | Text | TableBlock] = field(default_factory=tuple)
-
-
-@dataclass(frozen=True)
-class SectionContext:
-    results: Mapping[str, Any]
-    frames: ReportFrames
-    objectives: Sequence[str]
-    variants: Sequence[str]
-
-
-Builder = Callable[[SectionContext], Section | None]
-
-
-def _records(value: Any) -> list[Mapping[str, Any]]:
-    return [r for r in value or [] if isinstance(r, Mapping)] if isinstance(value, list) else []
 
 
 def _key_rank(key: str, objectives: Sequence[str]) -> tuple[int, tuple[int, str]]:
@@ -141,7 +93,7 @@ def _universe(ctx: SectionContext) -> Section | None:
     uni = _get(ctx.results, "universe")
     if not isinstance(uni, Mapping):
         return None
-    cons = _records(uni.get("constituents"))
+    cons = records(uni.get("constituents"))
     sources = _get(uni, "mcap_sources", default={}) or {}
     months = sorted({str(c.get("month")) for c in cons})
     absent = sorted({str(c.get("coin_id")) for c in cons if c.get("in_coingecko") is False})
@@ -227,7 +179,7 @@ def _universe(ctx: SectionContext) -> Section | None:
             "Constituents by month",
         )
     )
-    flagged = _records(_get(uni, "reconciliation", "flagged"))
+    flagged = records(_get(uni, "reconciliation", "flagged"))
     threshold = _get(uni, "reconciliation", "threshold")
     if flagged or threshold is not None:
         rcols = [
@@ -247,6 +199,34 @@ def _universe(ctx: SectionContext) -> Section | None:
                     [_Group(None, [_record_row(r, rcols, cls="warn") for r in flagged])],
                 ),
                 "Flagged coin-months",
+                10,
+            )
+        )
+    check = _get(uni, "cmc_check", default={}) or {}
+    cases = records(check.get("cases"))
+    if check:
+        ccols = [
+            _txt("month", "month", lambda m: _fmt_text(m)[:7]),
+            _txt("coin_id", "coin"),
+            _txt("snapshot_date", "CMC snapshot", lambda d: _fmt_text(d)[:10]),
+            _num("market_cap", "panel market cap", lambda v: _fmt_float(v, 0)),
+            _num("cmc_market_cap", "CMC market cap", lambda v: _fmt_float(v, 0)),
+            _num("disagreement", "disagreement", _fmt_pct),
+            _num("market_cap_used", "market cap used", lambda v: _fmt_float(v, 0)),
+            _txt("action", "action"),
+        ]
+        blocks.append(
+            TableBlock(
+                _Table(
+                    "universe-cmc-check-table",
+                    "Market caps cross-checked against CoinMarketCap (mode "
+                    f"{_fmt_text(check.get('mode'))}): eligible coins whose market cap on the snapshot date "
+                    f"disagrees with CMC's by more than {_fmt_pct(check.get('max_disagreement'), 0)}; "
+                    f"N = {len(cases)} coin-months.",
+                    _headers(ccols),
+                    [_Group(None, [_record_row(r, ccols, cls="warn") for r in cases])],
+                ),
+                "Market-cap disagreements with CoinMarketCap",
                 10,
             )
         )
@@ -343,77 +323,6 @@ def _fallbacks(ctx: SectionContext) -> Section | None:
     return Section("fallbacks", "Decision fallbacks", [TableBlock(table)])
 
 
-# ----------------------------------------------------------------------------- verdicts and effects
-
-
-def _verdicts(ctx: SectionContext) -> Section | None:
-    verdicts = _records(_get(ctx.results, "verdicts"))
-    effects = {
-        (_objective_of(e), str(e.get("a")), str(e.get("b"))): e
-        for e in _records(_get(ctx.results, "effects"))
-    }
-    if not verdicts and not effects:
-        return None
-    if not verdicts:  # effects only: one row per effect, no verdict
-        verdicts = [{"objective": o, "a": a, "b": b} for o, a, b in effects]
-    headers = [
-        _Header("A"),
-        _Header("B"),
-        _Header("verdict"),
-        _Header("reason"),
-        _Header("N", "num", "Daily observations"),
-        _Header("MinTRL", "num", "Minimum track record length (days) for the Sharpe difference at α"),
-        _Header("Cohen's d [95% CI]", "num", "Standardised mean difference of daily returns A − B"),
-        _Header("ΔSharpe [95% CI]", "num", "Annualised Sharpe ratio of A minus that of B"),
-    ]
-    groups = []
-    counts: dict[str, int] = {}
-    for objective, recs in _grouped(verdicts, ctx.objectives):
-        rows = []
-        for v in recs:
-            e = effects.get((objective, str(v.get("a")), str(v.get("b"))), {})
-            verdict = str(v.get("verdict") or DASH)
-            counts[verdict] = counts.get(verdict, 0) + 1
-            rows.append(
-                _Row(
-                    [
-                        _Cell(_key_cell(v.get("a"))),
-                        _Cell(_key_cell(v.get("b"))),
-                        _Cell(verdict, f"verdict {VERDICT_CLASS.get(verdict, '')}".strip()),
-                        _Cell(_fmt_text(v.get("reason")), "wrap"),
-                        _Cell(_fmt_int(v.get("n_days")), "num"),
-                        _Cell(_fmt_int(v.get("min_track_record_days")), "num"),
-                        _Cell(
-                            f"{_fmt_float(e.get('cohens_d'), 3)} "
-                            f"{_ci(e.get('d_ci_low'), e.get('d_ci_high'), lambda x: _fmt_float(x, 3))}"
-                            if e
-                            else DASH,
-                            "num",
-                        ),
-                        _Cell(
-                            f"{_fmt_float(e.get('sharpe_diff'))} "
-                            f"{_ci(e.get('sharpe_diff_ci_low'), e.get('sharpe_diff_ci_high'), _fmt_float)}"
-                            if e
-                            else DASH,
-                            "num",
-                        ),
-                    ],
-                    VERDICT_CLASS.get(verdict, ""),
-                    {"data-a": str(v.get("a")), "data-b": str(v.get("b"))},
-                )
-            )
-        groups.append(_Group("benchmarks" if objective == "none" else objective, rows))
-    tally = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-    table = _Table(
-        "verdicts-table",
-        f"Verdict per pair, A vs B, from the corrected tests, effect sizes and track-record length; "
-        f"N = {sum(counts.values())} pairs ({tally}).",
-        headers,
-        groups,
-    )
-    return Section("verdicts", "Verdicts and effect sizes", [TableBlock(table)])
-
-
 # ----------------------------------------------------------------------------- PSR / DSR / PBO
 
 
@@ -429,14 +338,8 @@ def _sharpe_inference(ctx: SectionContext) -> Section | None:
     if trials:
         blocks.append(
             Text(
-                Markup(
-                    "The deflated Sharpe ratio accounts for <strong>{}</strong> trials ({} from tuning, {} "
-                    "reported variants; source: {})."
-                ).format(
-                    _fmt_int(trials.get("n_trials")),
-                    _fmt_int(trials.get("from_tuning")),
-                    _fmt_int(trials.get("variants")),
-                    _fmt_text(trials.get("source")),
+                Markup("The deflated Sharpe ratio accounts for <strong>{}</strong> trials: {}.").format(
+                    _fmt_int(trials.get("n_trials")), _fmt_text(trials.get("source"))
                 )
             )
         )
@@ -534,7 +437,7 @@ def _pairwise_table(
 
 def _regimes(ctx: SectionContext) -> Section | None:
     regimes = _get(ctx.results, "regimes", default={}) or {}
-    metrics = _records(regimes.get("metrics"))
+    metrics = records(regimes.get("metrics"))
     if not metrics:
         return None
     days = _get(regimes, "days", default={}) or {}
@@ -578,7 +481,7 @@ def _regimes(ctx: SectionContext) -> Section | None:
             "Performance by regime",
         ),
     ]
-    tests = _records(regimes.get("tests"))
+    tests = records(regimes.get("tests"))
     if tests:
         alpha = _as_float(_get(ctx.results, "tests", "alpha")) or 0.05
         table = _pairwise_table(
@@ -605,7 +508,7 @@ def _regimes(ctx: SectionContext) -> Section | None:
 
 
 def _quarters(ctx: SectionContext) -> Section | None:
-    quarters = _records(_get(ctx.results, "quarters"))
+    quarters = records(_get(ctx.results, "quarters"))
     if not quarters:
         return None
     labels = sorted({str(q.get("quarter")) for q in quarters})
@@ -651,7 +554,8 @@ SECTIONS: Mapping[str, tuple[str, Builder]] = {
     "rolling": ("Rolling Sharpe ratio", _rolling),
     "turnover": ("Turnover", _turnover),
     "fallbacks": ("Decision fallbacks", _fallbacks),
-    "verdicts": ("Verdicts and effect sizes", _verdicts),
+    "verdicts": ("Primary comparisons and verdicts", primary_section),
+    "calibration": ("Calibration: size and power of the primary tests", calibration_section),
     "sharpe": ("Sharpe inference and overfitting", _sharpe_inference),
     "regimes": ("Market regimes", _regimes),
     "quarters": ("Quarterly breakdown", _quarters),
@@ -668,31 +572,9 @@ def build_sections(ctx: SectionContext) -> dict[str, Section | None]:
 
 
 def headline(results: Mapping[str, Any], objectives: Sequence[str]) -> list[Markup]:
-    """Headline findings for a portfolio manager: verdicts per objective, DSR and PBO, one sentence each."""
-    out: list[Markup] = []
-    verdicts = _records(_get(results, "verdicts"))
-    for objective, recs in _grouped(verdicts, objectives):
-        decided = [v for v in recs if v.get("verdict") in ("a better", "b better")]
-        label = Markup("<strong>{}</strong>").format(
-            "benchmarks" if objective == "none" else objective.replace("_", " ")
-        )
-        if decided:
-            wins = Markup("; ").join(
-                Markup("<code>{}</code> beats <code>{}</code>").format(
-                    *(
-                        (v.get("a"), v.get("b"))
-                        if v.get("verdict") == "a better"
-                        else (v.get("b"), v.get("a"))
-                    )
-                )
-                for v in decided
-            )
-            out.append(Markup("{}: {} (of {} pairs compared).").format(label, wins, len(recs)))
-        else:
-            kinds = sorted({str(v.get("verdict")) for v in recs})
-            out.append(
-                Markup("{}: no pair separates ({} pairs: {}).").format(label, len(recs), ", ".join(kinds))
-            )
+    """The first screen: the answer from the primary family (:func:`kallos.report.verdicts.answer`),
+    then the deflated Sharpe ratio and the probability of backtest overfitting, one sentence each."""
+    out: list[Markup] = list(answer(results))
     sharpe = _get(results, "sharpe", default={}) or {}
     scored = [
         (k, d)

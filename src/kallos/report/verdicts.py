@@ -1,0 +1,662 @@
+"""Report sections that answer the study's question: the primary family, its calibration, the answer.
+
+* :func:`answer` writes the first screen: which learned variants beat which baselines after the
+  primary correction, the SPA p-values and the model confidence set, the minimum detectable gap,
+  and forecast skill against the zero forecast.
+* :func:`primary_section` shows the declared family: one verdict per comparison with its Sharpe
+  gap, simultaneous StepM interval and minimum detectable gap, the SPA and MCS, and the
+  fallback robustness check.
+* :func:`calibration_section` shows the measured size and power of those tests.
+
+Everything is read from the ``results.json`` document (``primary``, ``calibration``,
+``forecasts``, ``forecast_evaluation``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+from markupsafe import Markup
+
+from kallos.report.blocks import Figure, Section, SectionContext, TableBlock, Text, records
+from kallos.report.tables import (
+    DASH,
+    _as_float,
+    _Cell,
+    _figure_html,
+    _fmt_float,
+    _fmt_int,
+    _fmt_p,
+    _fmt_pct,
+    _fmt_text,
+    _get,
+    _Group,
+    _Header,
+    _headers,
+    _num,
+    _period_text,
+    _record_row,
+    _Row,
+    _split,
+    _swatch,
+    _Table,
+    _txt,
+)
+
+__all__ = ["VERDICT_CLASS", "answer", "calibration_section", "primary_section", "variant_label"]
+
+VERDICT_CLASS = {
+    "a better": "v-a",
+    "b better": "v-b",
+    "no detectable difference": "v-none",
+    "no difference": "v-none",
+    "undetermined": "v-inc",
+}
+MIN_VARIANCE_NOTE = "minimum variance"
+"""The zero forecaster's portfolio: with zero expected returns every objective is minimum variance."""
+
+
+def variant_label(key: str) -> Markup:
+    """A variant's swatch and key; the zero forecaster's is labelled as the minimum-variance portfolio."""
+    label = _swatch(key)
+    if _split(key)[0] == "zero":
+        label += Markup(' <span class="note">({})</span>').format(MIN_VARIANCE_NOTE)
+    return label
+
+
+def _join(items: Sequence[Markup | str], last: str = "and") -> Markup:
+    items = [Markup("{}").format(i) if not isinstance(i, Markup) else i for i in items]
+    if len(items) <= 1:
+        return items[0] if items else Markup("")
+    return Markup(", ").join(items[:-1]) + Markup(f" {last} ") + items[-1]
+
+
+def _code(key: Any) -> Markup:
+    return Markup("<code>{}</code>").format(key)
+
+
+# ----------------------------------------------------------------------------- the answer
+
+
+def _verdict_sentence(primary: Mapping[str, Any]) -> Markup:
+    verdicts = records(primary.get("verdicts"))
+    declared = _get(primary, "declared", default={}) or {}
+    learned = [str(x) for x in declared.get("learned") or []]
+    comparators = [*map(str, declared.get("baselines") or []), str(declared.get("benchmark") or "")]
+    head = Markup(
+        "<strong>Do learned forecasts build better portfolios?</strong> The primary family, declared "
+        "before any test ran, compares {} with {} under each objective ({} comparisons, net daily returns"
+    ).format(
+        _join([_code(n) for n in learned]) or DASH,
+        _join(
+            [
+                _code(n) if n != "zero" else Markup("<code>zero</code> (minimum variance)")
+                for n in comparators
+                if n
+            ]
+        ),
+        len(verdicts),
+    )
+    period = primary.get("period") or {}
+    if period:
+        head += Markup(", {}").format(_period_text(period.get("start"), period.get("end")))
+    alpha = _fmt_text(primary.get("alpha"))
+    head += Markup("). After Romano-Wolf StepM on Sharpe ratios (familywise α = {}), ").format(alpha)
+    wins = [v for v in verdicts if v.get("verdict") == "a better"]
+    losses = [v for v in verdicts if v.get("verdict") == "b better"]
+    if not wins and not losses:
+        return head + Markup("<strong>no learned variant differs detectably from any comparator</strong>.")
+    parts = []
+    if wins:
+        parts.append(
+            Markup("<strong>{}</strong>").format(
+                _join(
+                    [
+                        Markup("{} beats {} (ΔSharpe {})").format(
+                            _code(v["a"]), _code(v["b"]), _fmt_float(v.get("sharpe_diff"), signed=True)
+                        )
+                        for v in wins
+                    ]
+                )
+            )
+        )
+    if losses:
+        parts.append(
+            Markup("<strong>{}</strong>").format(
+                _join(
+                    [
+                        Markup("{} beats {} (ΔSharpe {})").format(
+                            _code(v["b"]),
+                            _code(v["a"]),
+                            _fmt_float(-(_as_float(v.get("sharpe_diff")) or 0.0), signed=True),
+                        )
+                        for v in losses
+                    ]
+                )
+            )
+        )
+    rest = len(verdicts) - len(wins) - len(losses)
+    return (
+        head
+        + _join(parts, "while")
+        + Markup("; the other {} comparisons show no detectable difference.").format(rest)
+    )
+
+
+def _spa_mcs_sentence(primary: Mapping[str, Any]) -> Markup | None:
+    spa = records(primary.get("spa"))
+    mcs = _get(primary, "mcs", default={}) or {}
+    bits = []
+    if spa:
+        bits.append(
+            Markup("Hansen's SPA test of whether any learned variant beats the best comparator: {}").format(
+                _join(
+                    [
+                        Markup("{} p = {} (best comparator {})").format(
+                            _fmt_text(r.get("objective")),
+                            _fmt_p(r.get("p_consistent")),
+                            _code(r.get("benchmark")),
+                        )
+                        for r in spa
+                    ]
+                )
+            )
+        )
+    included = mcs.get("included") or []
+    if included:
+        bits.append(
+            Markup(
+                "the {} model confidence set (Hansen, Lunde and Nason 2011) holds {} of {} variants: {}"
+            ).format(
+                _fmt_pct(1 - (_as_float(primary.get("alpha")) or 0.05), 0),
+                len(included),
+                len(records(mcs.get("variants"))),
+                _join([_code(k) for k in included]),
+            )
+        )
+    return Markup("; ").join(bits) + Markup(".") if bits else None
+
+
+def _power_sentence(primary: Mapping[str, Any], calibration: Mapping[str, Any] | None) -> Markup | None:
+    gaps = [
+        g
+        for v in records(primary.get("verdicts"))
+        if (g := _as_float(v.get("min_detectable_gap"))) is not None
+    ]
+    if not gaps:
+        return None
+    gaps.sort()
+    n = _as_float(primary.get("n_days")) or 0
+    years = n / 365.0
+    median = gaps[len(gaps) // 2]
+    text = Markup(
+        "What the data can show: a true annual Sharpe gap smaller than <strong>{}</strong> (median over "
+        "comparisons; range {}–{}) would likely go unnoticed in {:.1f} years of daily data ({} power "
+        "inside this family)"
+    ).format(
+        _fmt_float(median),
+        _fmt_float(gaps[0]),
+        _fmt_float(gaps[-1]),
+        years,
+        _fmt_pct(_as_float(primary.get("power")) or 0.8, 0),
+    )
+    if calibration:
+        size = [r for r in records(calibration.get("size")) if r.get("applies")]
+        rates = [x for r in size if (x := _as_float(r.get("rejection_rate"))) is not None]
+        power = [r for r in records(calibration.get("power")) if _as_float(r.get("gap")) == 2.0]
+        if rates:
+            text += Markup(
+                "; measured on this study's own returns, the tests' false-positive rates are {}–{}"
+            ).format(_fmt_pct(min(rates)), _fmt_pct(max(rates)))
+        if power:
+            text += Markup(" and a planted Sharpe gap of 2 is called in {} of replications").format(
+                _join(
+                    [
+                        Markup("{} ({})").format(
+                            _fmt_pct(r.get("verdict_all"), 0), _fmt_text(r.get("form")).replace("_", " ")
+                        )
+                        for r in power
+                    ]
+                )
+            )
+    return text + Markup(".")
+
+
+def _skill_sentence(results: Mapping[str, Any], learned: Sequence[str]) -> Markup | None:
+    overall = {
+        str(r.get("forecaster")): r
+        for r in records(_get(results, "forecasts", "overall"))
+        if str(r.get("coin_id")) == "all"
+    }
+    dm = {
+        str(r.get("forecaster")): r
+        for r in records(_get(results, "forecast_evaluation", "dm_tests"))
+        if str(r.get("coin_id")) == "all" and r.get("baseline") == "zero"
+    }
+    pt = {
+        str(r.get("forecaster")): r
+        for r in records(_get(results, "forecast_evaluation", "pt_tests"))
+        if str(r.get("coin_id")) == "all"
+    }
+    parts = []
+    for name in learned:
+        o = overall.get(name)
+        if not o:
+            continue
+        r2 = _as_float(o.get("r2_oos"))
+        d = dm.get(name, {})
+        stat, p = _as_float(d.get("dm_stat")), d.get("p_value")
+        verdict = "no better than zero"
+        if stat is not None and (_as_float(p) or 1.0) < 0.05:
+            verdict = "better than zero" if stat < 0 else "worse than zero"
+        text = Markup(
+            "{} R²<sub>oos</sub> {} ({}: Diebold-Mariano p = {}), directional accuracy {} against {} "
+            "for always "
+            "predicting the more frequent sign (Pesaran-Timmermann robust p = {})"
+        ).format(
+            _code(name),
+            _fmt_pct(r2, 1, signed=True),
+            verdict,
+            _fmt_p(p),
+            _fmt_pct(o.get("directional_accuracy")),
+            _fmt_pct(o.get("majority_accuracy")),
+            _fmt_p(pt.get(name, {}).get("hac_p_value")),
+        )
+        parts.append(text)
+    if not parts:
+        return None
+    return Markup(
+        "<strong>Forecast skill against the zero forecast</strong> (pooled over coins): {}."
+    ).format(Markup("; ").join(parts))
+
+
+def answer(results: Mapping[str, Any]) -> list[Markup]:
+    """The report's first screen: one paragraph per point, from the primary family (empty without one)."""
+    primary = _get(results, "primary")
+    if not isinstance(primary, Mapping):
+        return []
+    learned = [str(x) for x in _get(primary, "declared", "learned", default=[]) or []]
+    out = [_verdict_sentence(primary)]
+    for extra in (
+        _spa_mcs_sentence(primary),
+        _power_sentence(primary, _get(results, "calibration")),
+        _skill_sentence(results, learned),
+    ):
+        if extra is not None:
+            out.append(extra)
+    return out
+
+
+# ----------------------------------------------------------------------------- primary section
+
+
+def _interval_figure(verdicts: Sequence[Mapping[str, Any]], objectives: Sequence[str]) -> go.Figure:
+    """Each comparison's annual Sharpe gap with its simultaneous StepM interval and detectable gap."""
+    rows = sorted(
+        verdicts,
+        key=lambda v: objectives.index(str(v.get("objective"))) if v.get("objective") in objectives else 99,
+    )
+    labels = [f"{v.get('a')} − {v.get('b')}" for v in rows]
+    diff = [_as_float(v.get("sharpe_diff")) for v in rows]
+    half = [
+        (_as_float(v.get("critical_value")) or math.nan) * (_as_float(v.get("se")) or math.nan) for v in rows
+    ]
+    colour = [
+        "#1e6b34"
+        if v.get("verdict") == "a better"
+        else "#a61b1b"
+        if v.get("verdict") == "b better"
+        else "#5b6470"
+        for v in rows
+    ]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=diff,
+            y=labels,
+            mode="markers",
+            marker={"color": colour, "size": 9},
+            error_x={"type": "data", "array": half, "visible": True, "color": "#9aa1a9"},
+            name="ΔSharpe ± StepM critical value × SE",
+            hovertemplate="%{y}: %{x:.2f}<extra></extra>",
+        )
+    )
+    mde = [_as_float(v.get("min_detectable_gap")) for v in rows]
+    fig.add_trace(
+        go.Scatter(
+            x=mde,
+            y=labels,
+            mode="markers",
+            marker={"symbol": "line-ns-open", "size": 14, "color": "#e4572e"},
+            name="minimum detectable gap (80% power)",
+        )
+    )
+    fig.add_vline(x=0.0, line_color="grey")
+    fig.update_layout(
+        template="plotly_white",
+        height=max(260, 34 * len(rows) + 120),
+        margin={"l": 300, "r": 20, "t": 40, "b": 40},
+        xaxis_title="annual Sharpe ratio of A minus B (net of costs)",
+        legend={"orientation": "h", "y": 1.08},
+        font={"size": 12},
+    )
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def primary_section(ctx: SectionContext) -> Section | None:
+    """The declared primary family: verdicts, intervals, SPA, MCS, fallback robustness."""
+    primary = _get(ctx.results, "primary")
+    if not isinstance(primary, Mapping):
+        return None
+    verdicts = records(primary.get("verdicts"))
+    boot = primary.get("bootstrap") or {}
+    stepm = primary.get("stepm") or {}
+    crit = _get(stepm, "critical_values_t", default={}) or {}
+    blocks: list[Figure | Text | TableBlock] = [
+        Text(
+            Markup(
+                "Each learned variant is compared with every baseline and the market-cap benchmark under "
+                "the same objective, on the Sharpe ratio of daily net returns. The comparisons enter "
+                "<code>arch</code>'s StepM (Romano and Wolf 2005) as studentised Sharpe-ratio differentials "
+                "(the delta-method influence functions), both directions of every pair at once; StepM "
+                "controls the familywise error at α = {} and accounts for the dependence between the "
+                "comparisons. Stationary bootstrap: {} resamples, expected block length {} days. "
+                'First-step critical value on the t scale: {}. A verdict other than "a better" or '
+                '"b better" states the smallest gap the sample would detect with {} power.'
+            ).format(
+                _fmt_text(primary.get("alpha")),
+                _fmt_int(boot.get("reps")),
+                _fmt_float(boot.get("block_size"), 1),
+                _fmt_float(crit.get("consistent")),
+                _fmt_pct(primary.get("power"), 0),
+            )
+        )
+    ]
+    if verdicts:
+        blocks.append(
+            Figure(
+                _figure_html(_interval_figure(verdicts, ctx.objectives), "primary-intervals"),
+                f"Annual Sharpe gap of each declared comparison with its simultaneous StepM interval "
+                f"(green: A better, red: B better, grey: no detectable difference) and the gap detectable "
+                f"with 80% power (orange tick); N = {len(verdicts)} comparisons, "
+                f"{_fmt_int(primary.get('n_days'))} days each.",
+            )
+        )
+        headers = [
+            _Header("A"),
+            _Header("B"),
+            _Header("verdict"),
+            _Header("Sharpe A", "num"),
+            _Header("Sharpe B", "num"),
+            _Header("ΔSharpe", "num", "Annual Sharpe ratio of A minus B (ddof 1, 365 days)"),
+            _Header("SE", "num", "Standard error of ΔSharpe (stationary-bootstrap long-run variance)"),
+            _Header("t", "num"),
+            _Header("min. detectable gap", "num", "Smallest true gap detected with the stated power"),
+            _Header("mean return", "num", "Secondary primary result: StepM on mean returns"),
+            _Header("reason"),
+        ]
+        groups = []
+        counts: dict[str, int] = {}
+        for objective in dict.fromkeys(str(v.get("objective")) for v in verdicts):
+            rows = []
+            for v in (v for v in verdicts if str(v.get("objective")) == objective):
+                verdict = str(v.get("verdict") or DASH)
+                counts[verdict] = counts.get(verdict, 0) + 1
+                cls = VERDICT_CLASS.get(verdict, "")
+                rows.append(
+                    _Row(
+                        [
+                            _Cell(variant_label(str(v.get("a")))),
+                            _Cell(variant_label(str(v.get("b")))),
+                            _Cell(verdict, f"verdict {cls}".strip()),
+                            _Cell(_fmt_float(v.get("sharpe_a")), "num"),
+                            _Cell(_fmt_float(v.get("sharpe_b")), "num"),
+                            _Cell(_fmt_float(v.get("sharpe_diff"), signed=True), "num"),
+                            _Cell(_fmt_float(v.get("se")), "num"),
+                            _Cell(_fmt_float(v.get("t_stat")), "num"),
+                            _Cell(_fmt_float(v.get("min_detectable_gap")), "num"),
+                            _Cell(
+                                f"{_fmt_pct(v.get('mean_diff_annual'), 1, signed=True)} "
+                                f"({_fmt_text(v.get('mean_verdict'))})",
+                                "num",
+                            ),
+                            _Cell(_fmt_text(v.get("reason")), "wrap"),
+                        ],
+                        cls,
+                        {"data-a": str(v.get("a")), "data-b": str(v.get("b"))},
+                    )
+                )
+            groups.append(_Group(objective, rows))
+        tally = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        blocks.append(
+            TableBlock(
+                _Table(
+                    "verdicts-table",
+                    f"Primary verdicts, A (learned) vs B (comparator); N = {len(verdicts)} "
+                    f"comparisons ({tally}).",
+                    headers,
+                    groups,
+                )
+            )
+        )
+    spa = records(primary.get("spa"))
+    if spa:
+        cols = [
+            _txt("objective", "objective"),
+            _txt("benchmark", "best comparator", lambda k: variant_label(str(k)) if k else DASH),
+            _txt("models", "learned variants", lambda m: ", ".join(map(str, m or [])) or DASH),
+            _num("p_consistent", "p (consistent)", _fmt_p),
+            _num("p_lower", "p (lower)", _fmt_p),
+            _num("p_upper", "p (upper)", _fmt_p),
+        ]
+        blocks.append(
+            TableBlock(
+                _Table(
+                    "spa-table",
+                    "Hansen (2005) SPA test per objective, H0: no learned variant beats the best comparator "
+                    "(chosen ex post by its Sharpe ratio, which makes the test harder to pass); "
+                    f"N = {len(spa)} objectives.",
+                    _headers(cols),
+                    [
+                        _Group(
+                            None, [_record_row(r, cols, cls="sig" if r.get("rejected") else "") for r in spa]
+                        )
+                    ],
+                )
+            )
+        )
+    mcs = records(_get(primary, "mcs", "variants"))
+    if mcs:
+        ordered = sorted(mcs, key=lambda r: -(_as_float(r.get("p_value")) or 0.0))
+        cols = [
+            _txt("variant", "variant", lambda k: variant_label(str(k))),
+            _num("p_value", "MCS p-value", _fmt_p),
+            _txt("included", "in the set", lambda b: "yes" if b else "no"),
+        ]
+        blocks.append(
+            TableBlock(
+                _Table(
+                    "mcs-table",
+                    "Model confidence set (Hansen, Lunde and Nason 2011, R method, loss = −Sharpe "
+                    "performance series) at "
+                    f"{_fmt_pct(1 - (_as_float(primary.get('alpha')) or 0.05), 0)}: the "
+                    f"variants not significantly worse than the best; N = {len(mcs)} variants.",
+                    _headers(cols),
+                    [
+                        _Group(
+                            None,
+                            [_record_row(r, cols, cls="sig" if r.get("included") else "") for r in ordered],
+                        )
+                    ],
+                )
+            )
+        )
+    fallback = records(primary.get("fallback_robustness"))
+    if fallback:
+        cols = [
+            _txt("objective", "objective"),
+            _txt("a", "A", lambda k: variant_label(str(k))),
+            _txt("b", "B", lambda k: variant_label(str(k))),
+            _num("fallback_share", "rebalances with a fallback", _fmt_pct),
+            _num("n_days_clean", "days without", _fmt_int),
+            _num("sharpe_diff_clean", "ΔSharpe on those days", lambda x: _fmt_float(x, signed=True)),
+            _num("p_value_clean", "p", _fmt_p),
+            _num("p_holm_clean", "p (Holm)", _fmt_p),
+        ]
+        blocks.append(
+            TableBlock(
+                _Table(
+                    "fallback-robustness-table",
+                    "Fallbacks do not blur comparisons: the share of rebalances where either side's "
+                    "optimiser "
+                    "fell back (e.g. max_sharpe to minimum volatility), and the Sharpe comparison "
+                    "restricted to "
+                    "the days whose holdings came from no fallback (a robustness check, not a verdict; Holm "
+                    f"across comparisons); N = {len(fallback)} comparisons.",
+                    _headers(cols),
+                    [_Group(None, [_record_row(r, cols) for r in fallback])],
+                ),
+                "Fallback robustness",
+            )
+        )
+    return Section("verdicts", "Primary comparisons and verdicts", blocks)
+
+
+# ----------------------------------------------------------------------------- calibration
+
+
+def _power_figure(power: Sequence[Mapping[str, Any]]) -> go.Figure:
+    fig = go.Figure()
+    styles = {"mean_shift": "solid", "vol_reduction": "dash"}
+    series = (
+        ("verdict_all", "Kallos verdict (all comparisons)", "#e4572e"),
+        ("verdict_min_pair", "Kallos verdict (hardest comparison)", "#f29e4c"),
+        ("oracle_family", "oracle, family critical value", "#2b2d42"),
+        ("predicted", "predicted from the study's SE", "#8d99ae"),
+    )
+    for form in dict.fromkeys(str(r.get("form")) for r in power):
+        rows = sorted(
+            (r for r in power if str(r.get("form")) == form), key=lambda r: _as_float(r.get("gap")) or 0
+        )
+        gaps = [_as_float(r.get("gap")) for r in rows]
+        for key, name, colour in series:
+            fig.add_trace(
+                go.Scatter(
+                    x=gaps,
+                    y=[_as_float(r.get(key)) for r in rows],
+                    mode="lines+markers",
+                    name=f"{name}, {form.replace('_', ' ')}",
+                    line={"color": colour, "dash": styles.get(form, "dot")},
+                )
+            )
+    fig.add_hline(y=0.95, line_dash="dot", line_color="#1e6b34")
+    fig.update_layout(
+        template="plotly_white",
+        height=420,
+        margin={"l": 60, "r": 20, "t": 30, "b": 50},
+        xaxis_title="planted annual Sharpe gap",
+        yaxis_title="share of replications",
+        yaxis_tickformat=".0%",
+        font={"size": 12},
+    )
+    return fig
+
+
+def calibration_section(ctx: SectionContext) -> Section | None:
+    """Size and power of the primary tests, measured on the study's own returns."""
+    cal = _get(ctx.results, "calibration")
+    if not isinstance(cal, Mapping):
+        return None
+    settings = cal.get("settings") or {}
+    band = cal.get("size_band") or [0.03, 0.07]
+    blocks: list[Figure | Text | TableBlock] = [
+        Text(
+            Markup(
+                "A test is only as good as its false-positive rate and its power. The study's own daily net "
+                "returns are resampled with a stationary bootstrap (expected block {} days), after "
+                "recentring "
+                "every variant to a common Sharpe ratio of {} (or to a common mean), so the null holds "
+                "exactly while the fat tails and cross-correlation stay real; then an annual Sharpe gap is "
+                "planted on {} as a mean shift or as a volatility reduction at equal mean. {} replications "
+                "per null, {} per planted edge, {} bootstrap resamples per test. Run "
+                "<code>python benchmarks/calibration.py</code> for the full-size version."
+            ).format(
+                _fmt_float(cal.get("block_size"), 1),
+                _fmt_float(cal.get("null_sharpe")),
+                _code(cal.get("planted")),
+                _fmt_int(settings.get("size_reps")),
+                _fmt_int(settings.get("power_reps")),
+                _fmt_int(settings.get("inner_reps")),
+            )
+        )
+    ]
+    size = records(cal.get("size"))
+    if size:
+        cols = [
+            _txt("null", "null simulated"),
+            _txt("test", "test"),
+            _txt("applies", "its H0 holds", lambda b: "yes" if b else "no (info)"),
+            _num("rejection_rate", "rejection rate", _fmt_pct),
+            _txt("ci", "95% interval", lambda x: x or DASH),
+            _num("n_reps", "replications", _fmt_int),
+        ]
+        rows = []
+        for r in size:
+            rec = {**r, "ci": f"[{_fmt_pct(r.get('ci_low'))}, {_fmt_pct(r.get('ci_high'))}]"}
+            ok = r.get("within_band")
+            rows.append(_record_row(rec, cols, cls="" if not r.get("applies") else ("sig" if ok else "warn")))
+        blocks.append(
+            TableBlock(
+                _Table(
+                    "calibration-size-table",
+                    f"Size at α = {_fmt_text(settings.get('alpha'))}: the share of replications "
+                    "rejecting under a "
+                    f"true null (target band {_fmt_pct(band[0], 0)}–{_fmt_pct(band[1], 0)} where the "
+                    "test's own H0 is "
+                    "the simulated one).",
+                    _headers(cols),
+                    [_Group(None, rows)],
+                )
+            )
+        )
+    power = records(cal.get("power"))
+    if power:
+        if len({r.get("gap") for r in power}) > 1:
+            blocks.append(
+                Figure(
+                    _figure_html(_power_figure(power), "calibration-power"),
+                    "Power of the verdict rule against planted Sharpe gaps, beside an oracle that "
+                    "knows the true "
+                    "standard deviation of the gap and the power the study's standard error predicts; dotted "
+                    "line at 95%.",
+                )
+            )
+        cols = [
+            _txt("form", "edge", lambda f: _fmt_text(f).replace("_", " ")),
+            _num("gap", "gap", _fmt_float),
+            _num("verdict_all", "called better than all", _fmt_pct),
+            _num("verdict_min_pair", "hardest comparison", _fmt_pct),
+            _num("false_verdicts", "any wrong verdict", _fmt_pct),
+            _num("spa", "SPA rejects", _fmt_pct),
+            _num("oracle_family", "oracle (family)", _fmt_pct),
+            _num("oracle_single", "oracle (single test)", _fmt_pct),
+            _num("predicted", "predicted", _fmt_pct),
+            _txt("hardest_comparator", "hardest comparator"),
+        ]
+        blocks.append(
+            TableBlock(
+                _Table(
+                    "calibration-power-table",
+                    f"Power against an edge planted on {cal.get('planted')} (the other variants at "
+                    "the null's "
+                    f"common Sharpe ratio); N = {_fmt_int(settings.get('power_reps'))} replications per row.",
+                    _headers(cols),
+                    [_Group(None, [_record_row(r, cols) for r in power])],
+                )
+            )
+        )
+    return Section("calibration", "Calibration: size and power of the primary tests", blocks)
