@@ -246,6 +246,13 @@ class CalibrationConfig(_Strict):
 
 class EvaluationConfig(_Strict):
     alpha: float = Field(0.05, gt=0, lt=1, description="significance level after correction")
+    primary_level: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="nominal level at which the primary family's StepM, SPA and MCS run; "
+        "benchmarks/calibration.py reports the level whose measured false-positive rate is alpha",
+    )
     power: float = Field(
         0.8, gt=0.5, lt=1, description="power at which the minimum detectable Sharpe gap is stated"
     )

@@ -34,6 +34,10 @@ hidden_size = 8
 num_layers = 1
 lookback = 10
 max_epochs = 2
+[evaluation.calibration]
+size_reps = 10
+power_reps = 10
+inner_reps = 99
 """
 
 
@@ -144,12 +148,21 @@ def test_end_to_end_small_real_slice(tmp_path, data_dir):
     assert len(pairs) == 19 * len(BATTERY)  # 9 pairs per objective x 2 + the benchmark pair
     assert all(p["p_holm"] is None or p["p_holm"] >= p["p_value"] - 1e-12 for p in pairs)
     assert {p["test"] for p in pairs} == set(BATTERY)
+    # the primary family: gru vs the two baselines and the benchmark, per objective
+    assert [(v["a"], v["b"]) for v in results["verdicts"]][:3] == [
+        ("gru/max_sharpe", "historical_mean/max_sharpe"),
+        ("gru/max_sharpe", "naive_persistence/max_sharpe"),
+        ("gru/max_sharpe", "market_cap"),
+    ]
     assert {v["verdict"] for v in results["verdicts"]} <= {
         "a better",
         "b better",
+        "no detectable difference",
         "no difference",
-        "inconclusive",
+        "undetermined",
     }
+    assert all(v["min_detectable_gap"] > 0 for v in results["verdicts"])
+    assert results["primary"]["declared"]["n_comparisons"] == 6
     jan = results["data"]["universe"][0]
     assert jan["month"] == "2023-01" and [c["coin_id"] for c in jan["constituents"]] == [
         "btc",

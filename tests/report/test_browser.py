@@ -103,6 +103,8 @@ def test_no_console_or_page_errors(rendered: dict) -> None:
 def test_every_chart_rendered_with_data(rendered: dict) -> None:
     charts = {c["id"]: c for c in rendered["charts"]}
     expected = {
+        "fig-primary-intervals",
+        "fig-calibration-power",
         "fig-universe",
         "fig-universe-pit",
         "fig-cumulative",

@@ -129,6 +129,7 @@ class EvaluationSettings(Protocol):
     regime_bear: float
     seed: int
     power: float
+    primary_level: float
     exploratory_correction: str
 
 
@@ -783,7 +784,7 @@ def evaluate(
     primary = run_primary(
         returns,
         family,
-        alpha=config.alpha,
+        alpha=config.primary_level,
         block_size=sb_block,
         reps=config.bootstrap_reps,
         seed=config.seed,

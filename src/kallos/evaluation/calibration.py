@@ -73,7 +73,9 @@ class CalibrationSettings:
     gaps : planted annual Sharpe gaps.
     forms : ``"mean_shift"`` and/or ``"vol_reduction"``.
     inner_reps : bootstrap resamples of each test inside a replication.
-    alpha : level of every test.
+    alpha : nominal level at which every test runs (the study's ``evaluation.primary_level``).
+    target : the false-positive rate the tests are meant to have (the study's ``evaluation.alpha``);
+        each size row also reports the nominal level that would give it.
     block_size : stationary-bootstrap expected block length (days) of the resampling; None =
         Politis-White on the study's returns. The tests inside each replication choose their own
         block length the way the study does (``test_block_size``; None = Politis-White on the
@@ -93,6 +95,7 @@ class CalibrationSettings:
     forms: tuple[str, ...] = ("mean_shift", "vol_reduction")
     inner_reps: int = 1000
     alpha: float = 0.05
+    target: float = 0.05
     block_size: float | None = None
     test_block_size: float | None = None
     seed: int = 0
@@ -210,6 +213,7 @@ def _replicate(task: _Task) -> dict[str, Any]:
             "critical_upper": run.critical.get("upper", math.nan),
             "spa": {o: p[1][1] for o, p in run.spa.items()},
             "mcs": dict(run.mcs_pvalues),
+            "p_family": run.p_family,
         }
     return out
 
@@ -279,13 +283,25 @@ def _indices(n: int, block: float, reps: int, seed: int) -> Iterator[np.ndarray]
 
 
 def _size_rows(
-    null: str, outs: Sequence[dict[str, Any]], family: PrimaryFamily, alpha: float
+    null: str, outs: Sequence[dict[str, Any]], family: PrimaryFamily, alpha: float, target: float
 ) -> list[dict[str, Any]]:
+    """One row per test: rejection rate at the nominal ``alpha`` and the level that would give ``target``.
+
+    A test given by its p-values rejects at level ``a`` when ``p <= a``; ``calibrated_level`` is the
+    empirical ``target``-quantile of its null p-values, the nominal level at which its measured
+    false-positive rate is ``target`` (Beran's 1988 calibration of a bootstrap test).
+    """
     n = len(outs)
     rows = []
 
-    def add(test: str, hits: Iterable[bool], applies: bool) -> None:
-        k = int(sum(bool(h) for h in hits))
+    def add(test: str, applies: bool, pvalues: Sequence[float] | None = None, hits=None) -> None:
+        if hits is None:
+            p = np.array([1.0 if not math.isfinite(x) else x for x in pvalues], dtype=float)
+            hits = p <= alpha
+            level = float(np.quantile(p, target, method="lower")) if n else math.nan
+        else:
+            level = math.nan
+        k = int(np.sum(hits))
         lo, hi = _wilson(k, n)
         rate = k / n if n else math.nan
         rows.append(
@@ -298,30 +314,30 @@ def _size_rows(
                 "ci_low": lo,
                 "ci_high": hi,
                 "within_band": bool(SIZE_BAND[0] <= rate <= SIZE_BAND[1]) if n else False,
+                "calibrated_level": level,
             }
         )
 
     if null == "sharpe_lfc":
         for objective in family.objectives:
-            hits = [o["sharpe"]["spa"].get(objective, 1.0) < alpha for o in outs]
-            add(f"SPA {objective}", hits, True)
+            add(f"SPA {objective}", True, [o["sharpe"]["spa"].get(objective, 1.0) for o in outs])
         return rows
     if "sharpe" in outs[0]:
         sharpe = [o["sharpe"] for o in outs]
         applies = null == "sharpe"
-        add("StepM Sharpe (familywise)", (s["rejected"].any() for s in sharpe), applies)
-        add("verdict rule (any pair called better)", (s["rejected"].any() for s in sharpe), applies)
+        add("StepM Sharpe (familywise)", applies, [s["p_family"] for s in sharpe])
+        add("verdict rule (any pair called better)", applies, hits=[s["rejected"].any() for s in sharpe])
         for objective in family.objectives:
             if any(objective in s["spa"] for s in sharpe):
                 add(
                     f"SPA {objective} (all equal: conservative)",
-                    (s["spa"].get(objective, 1.0) < alpha for s in sharpe),
                     False,
+                    [s["spa"].get(objective, 1.0) for s in sharpe],
                 )
         if sharpe and sharpe[0]["mcs"]:
-            add("MCS (any variant excluded)", (min(s["mcs"].values()) <= alpha for s in sharpe), applies)
+            add("MCS (any variant excluded)", applies, [min(s["mcs"].values()) for s in sharpe])
     if "mean" in outs[0]:
-        add("StepM mean (familywise)", (o["mean"]["rejected"].any() for o in outs), null == "mean")
+        add("StepM mean (familywise)", null == "mean", [o["mean"]["p_family"] for o in outs])
     return rows
 
 
@@ -413,7 +429,7 @@ def calibrate(
             (("sharpe", sharpe_null), ("mean", null_returns(sample, "mean", bench_mean)))
         ):
             outs = run(frame.to_numpy(dtype=float), settings.size_reps, settings.seed + i)
-            size_rows.extend(_size_rows(null, outs, family, settings.alpha))
+            size_rows.extend(_size_rows(null, outs, family, settings.alpha, settings.target))
         lfc = _least_favourable(sharpe_null, family, settings.lfc_gap, periods_per_year)
         outs = run(
             lfc.to_numpy(dtype=float),
@@ -422,7 +438,7 @@ def calibrate(
             statistics=("sharpe",),
             stepm=False,
         )
-        size_rows.extend(_size_rows("sharpe_lfc", outs, family, settings.alpha))
+        size_rows.extend(_size_rows("sharpe_lfc", outs, family, settings.alpha, settings.target))
 
     reference = run_primary_tests(
         sharpe_null.to_numpy(dtype=float),
@@ -458,7 +474,17 @@ def calibrate(
             power_rows.append(row)
     size = pd.DataFrame(
         size_rows,
-        columns=["null", "test", "applies", "rejection_rate", "n_reps", "ci_low", "ci_high", "within_band"],
+        columns=[
+            "null",
+            "test",
+            "applies",
+            "rejection_rate",
+            "n_reps",
+            "ci_low",
+            "ci_high",
+            "within_band",
+            "calibrated_level",
+        ],
     )
     power = pd.DataFrame(power_rows)
     return CalibrationResult(size, power, planted, comparators, float(null_sharpe), float(block), n, settings)

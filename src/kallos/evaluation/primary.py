@@ -234,6 +234,9 @@ class TestRun:
     critical : first-step critical values on the t scale (``lower``, ``consistent``, ``upper``).
     spa : objective -> (best comparator key, p-values lower/consistent/upper); Sharpe only.
     mcs_pvalues : variant key -> MCS p-value (Sharpe loss); empty unless requested.
+    p_family : p-value of StepM's first step (SPA consistent p-value over every hypothesis):
+        StepM rejects something at level ``a`` exactly when ``p_family <= a``, up to the
+        bootstrap's discreteness. The calibration harness reads size at any level from it.
     """
 
     __test__ = False
@@ -245,6 +248,7 @@ class TestRun:
     critical: dict[str, float]
     spa: dict[str, tuple[str, tuple[float, float, float]]] = field(default_factory=dict)
     mcs_pvalues: dict[str, float] = field(default_factory=dict)
+    p_family: float = _NAN
 
 
 def _differentials(series: np.ndarray, pairs: np.ndarray) -> np.ndarray:
@@ -253,13 +257,17 @@ def _differentials(series: np.ndarray, pairs: np.ndarray) -> np.ndarray:
 
 def _stepm(
     diffs: np.ndarray, omega: np.ndarray, alpha: float, block: float, reps: int, seed: int
-) -> tuple[np.ndarray, dict[str, float]]:
-    """StepM over both directions of every studentised differential; (m, 2) rejections, critical values."""
+) -> tuple[np.ndarray, dict[str, float], float]:
+    """StepM over both directions of every studentised differential.
+
+    Returns (m, 2) rejections, the first-step critical values on the t scale and the first step's
+    consistent p-value.
+    """
     t, m = diffs.shape
     rejected = np.zeros((m, 2), dtype=bool)
     live = np.flatnonzero(omega > 0)
     if live.size == 0:
-        return rejected, dict.fromkeys(("lower", "consistent", "upper"), _NAN)
+        return rejected, dict.fromkeys(("lower", "consistent", "upper"), _NAN), _NAN
     scaled = diffs[:, live] / omega[live]
     hyps = np.hstack([scaled, -scaled])
     names = [f"{i}:a" for i in live] + [f"{i}:b" for i in live]
@@ -277,8 +285,10 @@ def _stepm(
         i, side = str(name).split(":")
         rejected[int(i), 0 if side == "a" else 1] = True
     crit = procedure.spa.critical_values(alpha)
+    procedure.spa.compute()  # StepM left the full family selected: its first step's p-value
     root = math.sqrt(t)
-    return rejected, {k: float(crit[k]) * root for k in ("lower", "consistent", "upper")}
+    critical = {k: float(crit[k]) * root for k in ("lower", "consistent", "upper")}
+    return rejected, critical, float(procedure.spa.pvalues["consistent"])
 
 
 def _omega(diffs: np.ndarray, block: float) -> np.ndarray:
@@ -329,10 +339,10 @@ def run_primary_tests(
     diffs = _differentials(series, pairs)
     omega = _omega(diffs, block_size) if len(pairs) else np.zeros(0)
     if stepm:
-        rejected, critical = _stepm(diffs, omega, alpha, block_size, reps, seed)
+        rejected, critical, p_family = _stepm(diffs, omega, alpha, block_size, reps, seed)
     else:
-        rejected, critical = np.zeros((len(pairs), 2), dtype=bool), {}
-    run = TestRun(statistic, diffs.mean(axis=0), omega, rejected, critical)
+        rejected, critical, p_family = np.zeros((len(pairs), 2), dtype=bool), {}, _NAN
+    run = TestRun(statistic, diffs.mean(axis=0), omega, rejected, critical, p_family=p_family)
     if statistic != "sharpe":
         return run
     if spa:
