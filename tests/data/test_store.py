@@ -241,3 +241,68 @@ def test_backends_store_identical_rows(tmp_path, data_dir, pg_url, pg_schema):
 def test_unreachable_database_says_how_to_fix():
     with pytest.raises(StoreError, match="pg_ctlcluster"):
         Store("postgresql://postgres@127.0.0.1:1/none")
+
+
+# ------------------------------------------------------------------ bad URLs, locks, messages (issue 10)
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("not-a-url", r"'not-a-url' is not a URL; use sqlite:///"),
+        ("mysql://user@host/db", r"mysql is not supported"),
+        ("sqlite://relative.db", r"has no host; write sqlite:///relative.db"),
+        ("postgresql+psycopg2://postgres@127.0.0.1/test", r"driver 'postgresql\+psycopg2' is not available"),
+        (
+            "postgresql://postgres:s3cret@127.0.0.1:1/none",
+            r"postgres:\*\*\*@127\.0\.0\.1:1/none: connecting failed",
+        ),
+    ],
+)
+def test_bad_database_urls_are_store_errors(url, message):
+    with pytest.raises(StoreError, match=message) as err:
+        Store(url)
+    assert "s3cret" not in str(err.value)
+
+
+def test_sqlite_parent_that_is_a_file_is_named(tmp_path):
+    (tmp_path / "plain").write_text("x")
+    with pytest.raises(StoreError, match=r"plain is a file, not a directory; choose another --out"):
+        Store(f"sqlite:///{tmp_path / 'plain' / 'k.db'}")
+
+
+@pytest.mark.postgres
+def test_missing_postgresql_database_says_create_it(pg_url):
+    url = pg_url.rsplit("/", 1)[0] + "/kallos_no_such_database"
+    with pytest.raises(
+        StoreError, match=r'database "kallos_no_such_database" does not exist; create it'
+    ) as err:
+        Store(url)
+    assert "pg_ctlcluster" not in str(err.value)
+
+
+def test_exclusively_locked_sqlite_names_the_file_and_shows_no_sql(tmp_path):
+    """Issue 10.7/10.8: the revision check ran outside the error handling (a traceback), and write
+    errors printed the whole INSERT with ten parameter rows."""
+    import sqlite3
+
+    path = tmp_path / "k.db"
+    store = Store(f"sqlite:///{path}?timeout=0.2")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(
+            StoreError, match=r"reading the schema revision failed: database is locked"
+        ) as err:
+            Store(f"sqlite:///{path}?timeout=0.2")
+        assert str(path) in str(err.value) and "wait for it to finish" in str(err.value)
+        with pytest.raises(StoreError) as err:
+            store.upsert(s.daily_market_data, pd.concat([_rows(f"2020-01-{d:02d}", d) for d in range(1, 20)]))
+        message = str(err.value)
+        assert message.startswith(
+            f"SQLite database {path}: writing daily_market_data failed, nothing was stored"
+        )
+        assert "INSERT" not in message and "[parameters" not in message and "2020-01-0" not in message
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert store.count(s.daily_market_data) == 0
+    store.dispose()
