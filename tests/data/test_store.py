@@ -18,7 +18,7 @@ from sqlalchemy import delete, text
 
 from kallos.data import Store, ingest, migrations
 from kallos.data import schema as s
-from kallos.exceptions import StoreError
+from kallos.exceptions import DataValidationError, StoreError
 
 LTC = "coingecko_daily_top50/original/ltc-usd-max.csv.gz"
 
@@ -306,3 +306,52 @@ def test_exclusively_locked_sqlite_names_the_file_and_shows_no_sql(tmp_path):
         holder.close()
     assert store.count(s.daily_market_data) == 0
     store.dispose()
+
+
+# ------------------------------------------------------------------ overwrites and locks on import (issue 10)
+BTC = "coingecko_daily_top50/original/btc-usd-max.csv.gz"
+ETH = "coingecko_daily_top50/original/eth-usd-max.csv.gz"
+
+
+def test_mislabelled_export_is_refused_unless_replace(any_store, data_dir, tmp_path):
+    """Issue 10.3: ETH's export saved as btc-usd-max.csv overwrote 3,848 btc closes with exit 0."""
+    ingest(any_store, "coingecko", data_dir / BTC)
+    before = any_store.read_market_data()
+    wrong = tmp_path / "btc-usd-max.csv.gz"
+    wrong.write_bytes((data_dir / ETH).read_bytes())
+    with pytest.raises(DataValidationError) as err:
+        ingest(any_store, "coingecko", wrong)
+    message = str(err.value)
+    assert message.startswith(f"{wrong}: importing would change the stored coingecko close of btc on 3848 of")
+    assert "another coin's export" in message and "--replace" in message
+    pd.testing.assert_frame_equal(any_store.read_market_data(), before)  # nothing written
+    report = ingest(any_store, "coingecko", wrong, replace=True)
+    assert report.changed[("coingecko", "btc")] == 3848
+    assert any("3848 of 3848 stored row(s) overwritten (--replace)" in n for n in report.notes)
+    after = any_store.read_market_data().set_index("date")["close"]
+    assert len(after) == 4678 and after["2020-12-31"] == pytest.approx(737, rel=0.02)  # ETH's close now
+
+
+def test_revised_rows_are_reported_not_refused(any_store, data_dir, tmp_path):
+    ingest(any_store, "coingecko", data_dir / LTC)
+    raw = pd.read_csv(data_dir / LTC)
+    raw.loc[raw.index[-3:], "price"] *= 1.03  # a provider revises its last three days by 3 %
+    revised = tmp_path / "ltc-usd-max.csv"
+    raw.to_csv(revised, index=False)
+    report = ingest(any_store, "coingecko", revised)
+    assert report.changed == {("coingecko", "ltc"): 3}
+    assert any(
+        n.startswith(f"{revised}: ltc (coingecko): 3 of 4678 stored row(s) changed") for n in report.notes
+    )
+    assert ingest(any_store, "coingecko", revised).changed == {}  # the same file again changes nothing
+
+
+def test_csv_import_takes_the_source_lock_and_honours_its_timeout(any_store, data_dir):
+    """Issue 10.9: a CSV import took no ingest lock, so --lock-timeout did not apply to it."""
+    from kallos.data.locks import ingest_lock
+
+    with ingest_lock(any_store, "coingecko"):
+        with pytest.raises(StoreError, match=r"another ingest of 'coingecko' holds .*waited 0\.3 s"):
+            ingest(any_store, "coingecko", data_dir / LTC, lock_timeout=0.3)
+    assert any_store.count(s.daily_market_data) == 0
+    assert ingest(any_store, "coingecko", data_dir / LTC, lock_timeout=0.3).rows["daily_market_data"] == 4678

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from kallos import __version__
 from kallos.cli import data_cmd, db_cmd, forecast_cmds, ingest_cmd
-from kallos.cli.common import DataDirOpt, DbOpt, OutOpt, console, fail, parse_set
+from kallos.cli.common import DataDirOpt, DbOpt, OutOpt, console, fail, no_leftovers, parse_set
 from kallos.cli.progress import RichProgress
 from kallos.config import load_config
 from kallos.data import Store, default_database_url
@@ -125,8 +125,10 @@ def run(
     try:
         overrides.update(parse_set(set_ or []))
         cfg = load_config(config, overrides)
-        store = Store(database_url or default_database_url(out))
-        outcome = execute_study(cfg, store, out, data_dir=data_dir, progress=RichProgress(console))
+        url = database_url or default_database_url(out)
+        with no_leftovers((out,), database_url=url):  # a failed run leaves no new file or table
+            store = Store(url, migrate=False)
+            outcome = execute_study(cfg, store, out, data_dir=data_dir, progress=RichProgress(console))
         exported = export_results(outcome.run_dir, export_formats) if export_formats else {}
     except KallosError as err:
         raise fail(err) from None

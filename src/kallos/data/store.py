@@ -59,7 +59,14 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 from kallos.data import migrations, schema
 from kallos.exceptions import StoreError
 
-__all__ = ["DATABASE_URL_ENV", "Store", "default_database_url"]
+__all__ = [
+    "DATABASE_URL_ENV",
+    "Store",
+    "default_database_url",
+    "kallos_schema_exists",
+    "parse_database_url",
+    "sqlite_path",
+]
 
 DATABASE_URL_ENV = "KALLOS_DATABASE_URL"
 _CHUNK = 5000
@@ -72,6 +79,36 @@ def default_database_url(out_dir: str | Path) -> str:
         return url
     path = Path(out_dir).resolve() / "kallos.db"
     return f"sqlite:///{path}"
+
+
+def kallos_schema_exists(url: str, schema_name: str | None = None) -> bool:
+    """True if the database at ``url`` already exists with Kallos tables; creates nothing.
+
+    A SQLite database counts as existing when its file does (even without tables: it is the
+    user's). A PostgreSQL database counts when it holds the Kallos version table or
+    ``daily_market_data`` (in ``schema_name``, else the connection's default schema).
+
+    Raises
+    ------
+    StoreError
+        For a bad URL or an unreachable server.
+    """
+    parsed = parse_database_url(url)
+    path = sqlite_path(parsed)
+    if parsed.get_backend_name() == "sqlite":
+        return path is not None and path.exists()
+    engine = create_engine(parsed)
+    try:
+        with engine.connect() as conn:
+            names = set(inspect(conn).get_table_names(schema=schema_name))
+    except SQLAlchemyError as err:
+        reason = _first_lines(err.orig if isinstance(err, DBAPIError) and err.orig is not None else err)
+        raise StoreError(
+            f"PostgreSQL database {parsed.render_as_string(hide_password=True)}: {reason}"
+        ) from None
+    finally:
+        engine.dispose()
+    return bool(names & {migrations.VERSION_TABLE, schema.daily_market_data.name})
 
 
 def _normalise_url(url: str) -> str:
@@ -645,7 +682,10 @@ class Store:
             return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
     def is_empty(self) -> bool:
-        """True when no market data has been imported yet."""
+        """True when no market data has been imported yet (also before the schema exists)."""
+        with self._errors("inspecting the schema"):
+            if not inspect(self.engine).has_table(schema.daily_market_data.name, schema=self.schema_name):
+                return True
         return self.count(schema.daily_market_data) == 0
 
     def read_table(self, table: Table, where: Any = None) -> pd.DataFrame:

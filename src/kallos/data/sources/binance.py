@@ -161,7 +161,9 @@ class BinanceKlinesImporter:
             [[coin_id, coin_id.upper(), None, default_category(coin_id), self.source]],
             columns=COIN_COLUMNS,
         )
-        return ImportBatch(market=market, coins=coins, files=(f,), notes=tuple(notes))
+        return ImportBatch(
+            market=market, coins=coins, files=(f,), notes=tuple(notes), origins={(self.source, coin_id): f}
+        )
 
     @staticmethod
     def _parse_dates(stamp: pd.Series, f: Path, raw: pd.DataFrame, today: dt.date) -> pd.Series:

@@ -144,4 +144,6 @@ class CoinGeckoCsvImporter:
             symbol = str(row.get("symbol", symbol))
             name = row.get("name")
         coins = pd.DataFrame([[coin_id, symbol, name, category, self.source]], columns=COIN_COLUMNS)
-        return ImportBatch(market=market, coins=coins, files=(f,), notes=tuple(notes))
+        return ImportBatch(
+            market=market, coins=coins, files=(f,), notes=tuple(notes), origins={(self.source, coin_id): f}
+        )
