@@ -110,7 +110,10 @@ class BinanceKlinesImporter:
 
     def _read_file(self, f: Path) -> ImportBatch:
         pair = _pair_from_filename(f)
-        coin_id = coin_id_from_pair(pair)
+        try:
+            coin_id = coin_id_from_pair(pair)
+        except ImportFormatError as err:
+            raise ImportFormatError(f"{f}: {err}; only USD-quoted pairs are imported") from None
         head = read_csv(f, (), nrows=1, header=None)
         official = str(head.iloc[0, 0]).strip().isdigit() and head.shape[1] >= 12
         if official:
