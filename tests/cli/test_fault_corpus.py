@@ -58,6 +58,7 @@ class Ctx:
     url: str | None
     schema: str | None
     case: str
+    data_dir: Path | None = None  # the real datasets (../shared/data)
     failures: list[str] = field(default_factory=list)
     outcomes: list[str] = field(default_factory=list)
 
@@ -77,8 +78,6 @@ class Ctx:
 
     def expect_error(self, res, *patterns: str) -> None:
         """Exit 2, no traceback, one error line matching every pattern (regular expressions)."""
-        import re
-
         self.expect(res.exception is None or isinstance(res.exception, SystemExit), "no traceback")
         self.expect(res.exit_code == 2, f"exit 2 (got {res.exit_code})")
         line = _error_line(res.output)
@@ -87,16 +86,11 @@ class Ctx:
         self.expect("Traceback" not in res.output and "[SQL:" not in res.output, "no traceback or SQL text")
 
     def expect_ok(self, res, *patterns: str) -> None:
-        import re
-
         self.expect(res.exit_code == 0, f"exit 0 (got {res.exit_code})")
         for p in patterns:
             self.expect(re.search(p, res.output) is not None, f"output matches {p!r}")
 
     # ---- the store
-    def store(self) -> Store:
-        return Store(self.url) if self.url else None
-
     def market(self) -> pd.DataFrame:
         store = Store(self.url, migrate=False)
         try:
@@ -374,7 +368,8 @@ def _(ctx: Ctx) -> None:
 
 
 # ---- overwrites
-def _mislabelled(ctx: Ctx, data_dir: Path, replace: bool) -> None:
+def _mislabelled(ctx: Ctx, replace: bool) -> None:
+    data_dir = ctx.data_dir
     btc = data_dir / "coingecko_daily_top50/original/btc-usd-max.csv.gz"
     eth = data_dir / "coingecko_daily_top50/original/eth-usd-max.csv.gz"
     store = Store(ctx.url)
@@ -392,12 +387,12 @@ def _mislabelled(ctx: Ctx, data_dir: Path, replace: bool) -> None:
 
 @case("cg_mislabelled_export_refused")
 def _(ctx: Ctx) -> None:
-    _mislabelled(ctx, ctx.data_dir, replace=False)
+    _mislabelled(ctx, replace=False)
 
 
 @case("cg_mislabelled_export_with_replace")
 def _(ctx: Ctx) -> None:
-    _mislabelled(ctx, ctx.data_dir, replace=True)
+    _mislabelled(ctx, replace=True)
 
 
 @case("cg_revised_rows_reported")
@@ -461,72 +456,36 @@ def _(ctx: Ctx) -> None:
 DEAD = "http://127.0.0.1:9"
 
 
+def live(ctx: Ctx, *extra: str):
+    """``kallos ingest --source binance --coins btc`` against a closed port, plus ``extra``."""
+    base = ("ingest", "--source", "binance", "--coins", "btc", "--base-url", DEAD, "--max-attempts", "1")
+    return ctx.kallos(*base, "--timeout", "1", *extra)
+
+
 @case("live_end_before_start")
 def _(ctx: Ctx) -> None:
-    res = ctx.kallos(
-        "ingest",
-        "--source",
-        "binance",
-        "--coins",
-        "btc",
-        "--start",
-        "2021-02-01",
-        "--end",
-        "2021-01-01",
-        "--base-url",
-        DEAD,
-        "--max-attempts",
-        "1",
-    )
+    res = live(ctx, "--start", "2021-02-01", "--end", "2021-01-01")
     ctx.expect_error(res, "2021-01-01", "before", "2021-02-01")
     ctx.expect_no_new_database()
 
 
 @case("live_start_in_the_future")
 def _(ctx: Ctx) -> None:
-    res = ctx.kallos(
-        "ingest",
-        "--source",
-        "binance",
-        "--coins",
-        "btc",
-        "--start",
-        "2099-01-01",
-        "--base-url",
-        DEAD,
-        "--max-attempts",
-        "1",
-    )
+    res = live(ctx, "--start", "2099-01-01")
     ctx.expect_error(res, "2099-01-01", "after")
     ctx.expect_no_new_database()
 
 
 @case("live_bad_date_format")
 def _(ctx: Ctx) -> None:
-    res = ctx.kallos("ingest", "--source", "binance", "--start", "01/02/2021", "--base-url", DEAD)
+    res = live(ctx, "--start", "01/02/2021")
     ctx.expect_error(res, "--start", "YYYY-MM-DD")
     ctx.expect_no_new_database()
 
 
 @case("live_unreachable_api")
 def _(ctx: Ctx) -> None:
-    res = ctx.kallos(
-        "ingest",
-        "--source",
-        "binance",
-        "--coins",
-        "btc",
-        "--start",
-        "2021-01-01",
-        "--end",
-        "2021-01-05",
-        "--base-url",
-        DEAD,
-        "--max-attempts",
-        "1",
-        "--timeout",
-        "1",
-    )
+    res = live(ctx, "--start", "2021-01-01", "--end", "2021-01-05")
     ctx.expect_error(res, "binance")
 
 
@@ -557,21 +516,7 @@ def _(ctx: Ctx) -> None:
 def _(ctx: Ctx) -> None:
     ctx.seed()
     with holding_ingest_lock(ctx, "binance"):
-        res = ctx.kallos(
-            "ingest",
-            "--source",
-            "binance",
-            "--coins",
-            "btc",
-            "--start",
-            "2021-01-01",
-            "--end",
-            "2021-01-03",
-            "--base-url",
-            DEAD,
-            "--lock-timeout",
-            "0.5",
-        )
+        res = live(ctx, "--start", "2021-01-01", "--end", "2021-01-03", "--lock-timeout", "0.5")
     ctx.expect_error(res, "another ingest of 'binance' holds")
 
 
@@ -1012,9 +957,7 @@ def ctx(request, tmp_path, monkeypatch, data_dir):
         url = None
     work = tmp_path / "case"
     work.mkdir()
-    c = Ctx(work, backend, url, schema, name)
-    c.data_dir = data_dir
-    yield c
+    yield Ctx(work, backend, url, schema, name, data_dir)
     if schema:
         _drop_pg_schema(schema)
 
