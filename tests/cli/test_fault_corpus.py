@@ -489,6 +489,24 @@ def _(ctx: Ctx) -> None:
     ctx.expect_error(res, "binance")
 
 
+@case("live_api_failing_midway_keeps_the_whole_chunks")
+def _(ctx: Ctx) -> None:
+    from kallos.data.live.stub import MarketStub
+
+    bn = pd.read_parquet(ctx.data_dir / "binance_spot_daily" / "long.parquet")
+    bn = bn[(bn["coin_id"] == "btc") & (bn["date"] >= "2020-12-25") & (bn["date"] <= "2021-01-25")]
+    frame = bn[["date", "open", "high", "low", "close", "volume"]].reset_index(drop=True)
+    with MarketStub(binance={"BTCUSDT": frame}, faults={"bn_klines": {2: "500"}}) as stub:
+        res = ctx.kallos("ingest", "--source", "binance", "--coins", "btc", "--start", "2021-01-01",
+                         "--end", "2021-01-20", "--base-url", stub.url, "--page-limit", "5",
+                         "--max-attempts", "1")  # fmt: skip
+    ctx.expect_error(res, "binance")
+    days = ctx.market()["date"].dt.strftime("%Y-%m-%d").tolist() if ctx.tables() else []
+    ctx.expect(
+        days == [f"2021-01-{d:02d}" for d in range(1, 11)], f"two whole pages kept (got {len(days)} rows)"
+    )
+
+
 # ---- locks
 @contextlib.contextmanager
 def holding_ingest_lock(ctx: Ctx, source: str):

@@ -78,6 +78,7 @@ def no_leftovers(
     database_url: str | None = None,
     schema_name: str | None = None,
     always: bool = False,
+    keep_data: bool = False,
 ) -> Iterator[None]:
     """Leave no new file, directory or database table behind if the block fails.
 
@@ -86,7 +87,9 @@ def no_leftovers(
     PostgreSQL database already holds Kallos tables. If the block raises, whatever it created
     of those is removed again: new directories, a new SQLite file with its side files, or the
     Kallos tables of a PostgreSQL database that had none. ``always`` undoes them on success
-    too (read-only commands). Existing files and tables are never touched.
+    too (read-only commands). ``keep_data`` keeps a new database that holds market rows by then
+    (a live ingest's whole chunks, which the next run resumes from). Existing files and tables
+    are never touched.
     """
     created_roots = [m for m in (_first_missing(p) for p in paths if p is not None) if m is not None]
     db_file: Path | None = None
@@ -106,10 +109,24 @@ def no_leftovers(
     try:
         yield
     except BaseException:
+        if keep_data and database_url and _holds_market_data(database_url, schema_name):
+            if db_file is not None:  # nor the directories that hold it
+                created_roots = [r for r in created_roots if r not in (db_file, *db_file.parents)]
+            db_file, pg_fresh = None, False
         _undo(created_roots, db_file, db_dir_before, pg_fresh, database_url, schema_name)
         raise
     if always:
         _undo(created_roots, db_file, db_dir_before, pg_fresh, database_url, schema_name)
+
+
+def _holds_market_data(database_url: str, schema_name: str | None) -> bool:
+    with contextlib.suppress(KallosError):
+        store = Store(database_url, schema_name, migrate=False)
+        try:
+            return not store.is_empty()
+        finally:
+            store.dispose()
+    return False
 
 
 def _undo(

@@ -115,7 +115,7 @@ def ingest_cmd(
                 f"--source {source} reads a data directory: pass --path DIR or set ${DATA_DIR_ENV}; "
                 "without exports, `kallos ingest --source binance` fetches daily klines (no API key needed)"
             )
-        with no_leftovers(database_url=url):
+        with no_leftovers(database_url=url, keep_data=live):  # a live ingest keeps its whole chunks
             store = Store(url, migrate=False)  # the schema is made only once the input is valid
             if live:
                 _live(store, source, coins, first, last, base_url, calls_per_minute, timeout, max_attempts,
