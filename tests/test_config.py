@@ -74,3 +74,37 @@ def test_overrides_and_hash():
         apply_overrides({"seed": 1}, {"seed.x": 2})
     with pytest.raises(ValidationError):  # frozen
         a.seed = 3  # type: ignore[misc]
+
+
+def test_cross_field_errors_read_as_one_sentence_naming_the_keys():
+    """Issue 10.12: cross-field errors started with ``<root>: Value error,``."""
+    for overrides, expected in (
+        ({"portfolio.max_weight": 0.15}, "  portfolio.max_weight=0.15 x universe.top_n=5 < 1: no fully"),
+        ({"portfolio.min_weight_held": 0.5}, "  portfolio.min_weight_held=0.5 > portfolio.max_weight=0.35"),
+        ({"backtest.end": "2021-01-01"}, "  backtest.end (2021-01-01) must be after backtest.start"),
+    ):
+        with pytest.raises(ConfigError) as err:
+            load_config(None, overrides)
+        message = str(err.value)
+        assert expected in message.splitlines()[1], message
+        assert "<root>" not in message and "Value error" not in message
+
+
+def test_override_below_a_value_is_not_a_table_even_when_unset():
+    """Issue 10.12: ``--set backtest.cost_bps.x=1`` said "should be a valid number"."""
+    with pytest.raises(ConfigError, match=r"backtest\.cost_bps is a value, not a table"):
+        load_config(None, {"backtest.cost_bps.x": 1})
+    with pytest.raises(ConfigError, match=r"forecast\.recurrent\.hidden_size is a value, not a table"):
+        load_config(None, {"forecast.recurrent.hidden_size.y": 1})
+    # Sections still take sub-keys, and unknown ones are reported as unknown keys.
+    assert load_config(None, {"forecast.recurrent.hidden_size": 16}).forecast.recurrent.hidden_size == 16
+    with pytest.raises(ConfigError, match=r"backtest\.costs: unknown key"):
+        load_config(None, {"backtest.costs.x": 1})
+
+
+def test_study_file_that_is_not_utf8_is_a_config_error(tmp_path):
+    """Issue 10.7: a Latin-1 study file raised a raw UnicodeDecodeError."""
+    f = tmp_path / "study.toml"
+    f.write_bytes("seed = 7\n# caf\xe9\n[universe]\ntop_n = 4\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"study\.toml, line 2: not UTF-8 text; save the file as UTF-8"):
+        load_config(f)

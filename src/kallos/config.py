@@ -343,11 +343,14 @@ class StudyConfig(_Strict):
 def _format_validation_error(err: ValidationError, origin: str) -> str:
     lines = []
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        key = ".".join(str(p) for p in e["loc"])
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; see `kallos run --help`)"
-        lines.append(f"  {key}: {msg}")
+        elif e["type"] == "value_error":  # our cross-field checks name their keys themselves
+            msg = str(e.get("ctx", {}).get("error", msg.removeprefix("Value error, ")))
+            key = "" if msg.startswith(f"{key}.") else key
+        lines.append(f"  {key}: {msg}" if key else f"  {msg}")
     return f"invalid configuration in {origin}:\n" + "\n".join(lines)
 
 
@@ -376,7 +379,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     Raises
     ------
     ConfigError
-        The file is missing or not valid TOML, or a key is unknown or invalid.
+        The file is missing, unreadable, not UTF-8 or not valid TOML, or a key is unknown or invalid.
     """
     data: dict[str, Any] = {}
     origin = "<defaults>"
@@ -386,9 +389,16 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         if not p.is_file():
             raise ConfigError(f"config file not found: {p}")
         try:
-            data = tomllib.loads(p.read_text())
+            data = tomllib.loads(p.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError as err:
+            line = p.read_bytes()[: err.start].count(b"\n") + 1
+            raise ConfigError(
+                f"{p}, line {line}: not UTF-8 text; save the file as UTF-8 (TOML requires it)"
+            ) from None
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"{p}: not valid TOML: {err}") from None
+        except OSError as err:
+            raise ConfigError(f"config file {p} cannot be read: {err.strerror or err}") from None
     if overrides:
         data = apply_overrides(data, overrides)
         origin += " (with command-line overrides)"
@@ -401,13 +411,25 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
     Raises
     ------
     ConfigError
-        If a dotted key walks through a non-table value.
+        If a dotted key walks through a non-table value, given or known to the schema as a
+        value (``backtest.cost_bps.x``).
     """
     out = json.loads(json.dumps(data, default=str))
     for dotted, value in overrides.items():
         node = out
+        model: type[BaseModel] | None = StudyConfig
         parts = dotted.split(".")
-        for part in parts[:-1]:
+        for i, part in enumerate(parts[:-1]):
+            # A key the schema knows as a value (not a section) cannot hold sub-keys, even if unset.
+            field = model.model_fields.get(part) if model is not None else None
+            section = field.annotation if field is not None else None
+            is_section = isinstance(section, type) and issubclass(section, BaseModel)
+            if field is not None and not is_section:
+                raise ConfigError(
+                    f"override {dotted!r}: {'.'.join(parts[: i + 1])} is a value, not a table; "
+                    f"set it directly (--set {'.'.join(parts[: i + 1])}=...)"
+                )
+            model = section if is_section else None
             nxt = node.setdefault(part, {})
             if not isinstance(nxt, dict):
                 raise ConfigError(f"override {dotted!r}: {part!r} is not a table")

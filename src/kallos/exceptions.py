@@ -9,6 +9,7 @@ __all__ = [
     "InsufficientDataError",
     "KallosError",
     "OptimizationError",
+    "OutputError",
     "StoreError",
 ]
 
@@ -39,3 +40,7 @@ class InsufficientDataError(KallosError):
 
 class OptimizationError(KallosError):
     """A portfolio problem is infeasible or the solver failed."""
+
+
+class OutputError(KallosError):
+    """An output location (``--out``, ``--json``) cannot be created or written (names the path)."""

@@ -84,8 +84,11 @@ def test_invalid_override_names_the_key(tmp_path):
 def test_empty_store_without_data_dir_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.delenv("KALLOS_DATA_DIR", raising=False)
     monkeypatch.delenv("KALLOS_DATABASE_URL", raising=False)
-    res = runner.invoke(app, ["run", "--out", str(tmp_path)])
-    assert res.exit_code == 2 and "export KALLOS_DATA_DIR=../shared/data" in res.output
+    res = runner.invoke(app, ["run", "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2 and "kallos ingest --source binance" in res.output
+    assert "no API key needed" in res.output and "--data-dir" in res.output
+    assert "../shared/data" not in res.output  # issue 10.12: a path of the development set-up
+    assert not (tmp_path / "out").exists()  # issue 10.11: no database file left behind
 
 
 def test_ingest_bad_file_names_file_and_row_and_keeps_the_store(tmp_path, data_dir):

@@ -69,7 +69,8 @@ def test_check_bad_input_exits_2(small_db, tmp_path, monkeypatch):
     monkeypatch.delenv("KALLOS_DATA_DIR", raising=False)
     empty = f"sqlite:///{tmp_path / 'empty.db'}"
     res = runner.invoke(app, ["data", "check", "--database-url", empty, "--out", str(tmp_path)])
-    assert res.exit_code == 2 and "store is empty" in res.output
+    assert res.exit_code == 2 and "holds no market data" in res.output
+    assert not (tmp_path / "empty.db").exists()  # issue 10.11: no new database with the full schema
     bad = tmp_path / "bad.toml"
     bad.write_text("[quality]\nstale_run_days = 1\n")
     res = runner.invoke(app, ["data", "check", "--database-url", small_db, "--config", str(bad)])

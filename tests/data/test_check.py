@@ -69,6 +69,24 @@ def test_planted_findings_name_coin_and_dates(planted):
     assert rep.counts["gap"] == 1 and rep.counts["stale_run"] == 1 and set(rep.counts) == set(CHECKS)
 
 
+def test_non_finite_and_absurd_values_are_flagged(planted):
+    """Issue 10.2: an infinite market cap got no finding; a price of 1e300 none either."""
+    bad = planted.copy()
+    aaa = bad.index[(bad["coin_id"] == "aaa") & (bad["source"] == "coingecko")]
+    bad.loc[aaa[20], "market_cap"] = np.inf
+    bad.loc[aaa[30:32], "close"] = 1e300
+    rep = run_checks(bad)
+    f = rep.findings[rep.findings["rule"] == "implausible_value"]
+    assert [(r.coin_id, r.start, r.n_days) for r in f.itertuples()] == [
+        ("aaa", bad.loc[aaa[20], "date"], 1),
+        ("aaa", bad.loc[aaa[30], "date"], 2),
+    ]
+    assert "market_cap inf" in f.iloc[0]["detail"] and "is not finite" in f.iloc[0]["detail"]
+    assert "close 1e+300" in f.iloc[1]["detail"] and "exceeds 1e+07 USD" in f.iloc[1]["detail"]
+    assert rep.exceeded["implausible_value"] == (2, 0) and not rep.ok  # none is tolerated
+    assert run_checks(planted).counts["implausible_value"] == 0
+
+
 def test_limits_decide_the_verdict(planted):
     loose = run_checks(planted)
     assert loose.ok and loose.exceeded == {}

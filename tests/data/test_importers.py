@@ -74,7 +74,7 @@ def test_coingecko_metadata_sets_categories(data_dir):
         ("2020-01-01 00:00:00 UTC,-1,5,5\n", "row 2: non-positive price"),
         ("2020-01-01 00:00:00 UTC,1,5,5\n2020-01-01 00:00:00 UTC,2,5,5\n", "row 3: duplicated date"),
         ("2020-01-01 00:00:00 UTC,abc,5,5\n", "row 2: column 'price' is not a number"),
-        ("yesterday,1,5,5\n", "row 2: unparseable snapped_at"),
+        ("yesterday,1,5,5\n", "row 2: snapped_at 'yesterday' is not a date in the expected layout"),
         ("2020-01-01 00:00:00 UTC,1,-5,5\n", "row 2: negative market_cap"),
     ],
 )
@@ -83,6 +83,83 @@ def test_coingecko_bad_rows_name_file_and_row(tmp_path, body, message):
     with pytest.raises(ImportFormatError, match=message) as err:
         CoinGeckoCsvImporter().read(f)
     assert str(f) in str(err.value)
+
+
+@pytest.mark.parametrize("stamp", ["11/04/2020", "13/04/2020", "04/11/2020", "11.04.2020", "April 11 2020"])
+def test_coingecko_day_or_month_first_dates_are_refused_not_guessed(tmp_path, stamp):
+    """Issue 10.1: ``format="mixed"`` turned 11/04/2020 into 2020-11-03 and 13/04/2020 into 2020-04-12."""
+    body = f"2020-04-10 00:00:00 UTC,1,5,5\n{stamp},2,5,5\n"
+    f = write(tmp_path / "abc-usd-max.csv", CG_HEADER + body)
+    with pytest.raises(
+        ImportFormatError, match=r"row 3: snapped_at .* is not a date in the expected layout"
+    ) as err:
+        CoinGeckoCsvImporter().read(f)
+    assert "'YYYY-MM-DD HH:MM:SS UTC'" in str(err.value) and "ISO 8601" in str(err.value)
+
+
+def test_coingecko_iso_8601_dates_are_accepted(tmp_path):
+    body = "2020-04-11,1,5,5\n2020-04-12T00:00:00Z,2,5,5\n2020-04-13 00:00:00 UTC,3,5,5\n"
+    batch = CoinGeckoCsvImporter().read(write(tmp_path / "abc-usd-max.csv", CG_HEADER + body))
+    assert batch.market["date"].dt.strftime("%Y-%m-%d").tolist() == ["2020-04-10", "2020-04-11", "2020-04-12"]
+    assert batch.market["close"].tolist() == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize(
+    ("row", "column"),
+    [
+        ("2020-01-01 00:00:00 UTC,inf,5,5", "price"),
+        ("2020-01-01 00:00:00 UTC,1e400,5,5", "price"),
+        ("2020-01-01 00:00:00 UTC,1,inf,5", "market_cap"),
+        ("2020-01-01 00:00:00 UTC,1,1e400,5", "market_cap"),
+        ("2020-01-01 00:00:00 UTC,1,5,-inf", "total_volume"),
+    ],
+)
+def test_coingecko_non_finite_numbers_are_refused(tmp_path, row, column):
+    """Issue 10.2: ``inf`` and ``1e400`` were stored; an infinite market cap ranks its coin first."""
+    f = write(tmp_path / "abc-usd-max.csv", CG_HEADER + "2019-12-31 00:00:00 UTC,1,5,5\n" + row + "\n")
+    with pytest.raises(ImportFormatError, match=rf"row 3: column '{column}' is not a finite number"):
+        CoinGeckoCsvImporter().read(f)
+
+
+def test_future_dates_are_refused_by_every_importer(tmp_path):
+    """Issue 10.4: a row dated 2099-01-01 was stored and moved the data end to 2098-12-31."""
+    cg = write(
+        tmp_path / "abc-usd-max.csv",
+        CG_HEADER + "2020-01-01 00:00:00 UTC,1,5,5\n2099-01-01 00:00:00 UTC,1,5,5\n",
+    )
+    with pytest.raises(
+        ImportFormatError, match=r"row 3: snapped_at '2099-01-01 00:00:00 UTC' is after today"
+    ):
+        CoinGeckoCsvImporter().read(cg)
+    bn = write(tmp_path / "XRPUSDT_1d.csv", KL_HEADER + "2020-01-01,10,11,8,10,1\n2099-01-01,10,11,8,10,1\n")
+    with pytest.raises(ImportFormatError, match=r"row 3: timestamp '2099-01-01' is after today"):
+        BinanceKlinesImporter().read(bn)
+    header = "Rank,Name,Symbol,Market Cap,Price,Circulating Supply,Volume (24h),snapshot_date\n"
+    cmc = write(tmp_path / "snapshots.csv", header + "1,Bitcoin,BTC,1,1,1,1,20990101\n")
+    with pytest.raises(ImportFormatError, match=r"row 2: snapshot_date '20990101' is after today"):
+        CmcSnapshotsImporter().read(cmc)
+    # Today itself is allowed: CoinGecko's export ends with today's snapshot (yesterday's close).
+    today = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d 00:00:00 UTC")
+    ok = write(tmp_path / "ok/abc-usd-max.csv", CG_HEADER + f"{today},1,5,5\n")
+    assert len(CoinGeckoCsvImporter().read(ok).market) == 1
+    # The clock is injectable: the same file dated "tomorrow" relative to an earlier today is refused.
+    import datetime as dt
+
+    with pytest.raises(ImportFormatError, match="is after today"):
+        CoinGeckoCsvImporter(today=dt.date(2019, 12, 31)).read(cg)
+
+
+def test_non_utf8_csv_names_the_row_and_says_save_as_utf8(tmp_path):
+    """Issue 10.12: a Latin-1 file was reported by byte offset, with no hint."""
+    f = tmp_path / "abc-usd-max.csv"
+    f.write_bytes(
+        (CG_HEADER + "2020-01-01 00:00:00 UTC,1,5,5\n2020-01-02 00:00:00 UTC,1,5,5\n").encode()
+        + "2020-01-03 00:00:00 UTC,1,5,5 caf\xe9\n".encode("latin-1")
+    )
+    with pytest.raises(
+        ImportFormatError, match=r"row 4: not UTF-8 text \(byte 0xe9 at column 34\); save the file as UTF-8"
+    ):
+        CoinGeckoCsvImporter().read(f)
 
 
 def test_coingecko_missing_column_is_named(tmp_path):
@@ -136,6 +213,9 @@ def test_binance_official_headerless_format_uses_quote_volume(tmp_path):
         ("2020-01-01,0,11,8,10,1\n", "row 2: non-positive open"),
         ("2020-01-01,10,11,8,10,1\n2020-01-01,10,11,8,10,1\n", "row 3: duplicated date"),
         ("2020-01-01 13:00,10,11,8,10,1\n", "row 2: timestamp is not 00:00 UTC"),
+        ("11/04/2020,10,11,8,10,1\n", "row 2: timestamp '11/04/2020' is not a date in the expected layout"),
+        ("2020-01-01,10,inf,8,10,1\n", "row 2: column 'high' is not a finite number"),
+        ("2020-01-01,10,11,8,1e400,1\n", "row 2: column 'close' is not a finite number"),
     ],
 )
 def test_binance_bad_rows_name_file_and_row(tmp_path, body, message):
@@ -159,6 +239,13 @@ def test_cmc_snapshots_keep_true_membership(data_dir):
     jan22 = snaps[snaps["snapshot_date"] == "2022-01-01"].set_index("rank")
     assert jan22.loc[1, "symbol"] == "BTC"
     assert "MATIC" in set(snaps["symbol"])  # absent from the CoinGecko file: survivorship-free
+
+
+def test_cmc_non_finite_market_cap_is_refused(tmp_path):
+    header = "Rank,Name,Symbol,Market Cap,Price,Circulating Supply,Volume (24h),snapshot_date\n"
+    f = write(tmp_path / "snapshots.csv", header + "1,Bitcoin,BTC,inf,1,1,1,20200101\n")
+    with pytest.raises(ImportFormatError, match="row 2: column 'Market Cap' is not a finite number"):
+        CmcSnapshotsImporter().read(f)
 
 
 def test_cmc_bad_date_is_named(tmp_path):

@@ -155,3 +155,66 @@ def test_frozen_indicator_columns_equal_feature_names():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.INDICATOR_COLUMNS == FEATURE_NAMES
+
+
+# ------------------------------------------------------------------ half-made schemas (issue 10.5)
+def _sqlite_at(tmp_path, revision: str) -> tuple[str, Store]:
+    url = f"sqlite:///{tmp_path / 'half.db'}"
+    store = _at_revision((url, None), revision)
+    return url, store
+
+
+def test_empty_version_table_beside_some_tables_is_rebuilt(tmp_path):
+    """A kill during the first migration of the landed code left `coins` and an empty version table;
+    every later command failed with "table coins already exists"."""
+    url, store = _sqlite_at(tmp_path, "0001")
+    with store.engine.begin() as conn:
+        conn.execute(text(f"DELETE FROM {VERSION_TABLE}"))
+        for table in _tables(store) - {"coins", VERSION_TABLE}:
+            conn.execute(text(f"DROP TABLE {table}"))
+    store.dispose()
+    store = Store(url)
+    assert store.current_revision() == migrations.head_revision()
+    assert _tables(store) == KALLOS_TABLES | {VERSION_TABLE} and _drift(store) == []
+    store.dispose()
+
+
+def test_half_made_first_migration_is_not_stamped_with_tables_missing(tmp_path):
+    """With daily_market_data made but later tables not, the landed code stamped 0001 and upgraded:
+    the store claimed head while `runs`, `forecasts`, ... did not exist."""
+    url, store = _sqlite_at(tmp_path, "0001")
+    with store.engine.begin() as conn:
+        conn.execute(text(f"DELETE FROM {VERSION_TABLE}"))
+        for table in ("runs", "forecasts", "portfolio_weights"):
+            conn.execute(text(f"DROP TABLE {table}"))
+    store.dispose()
+    store = Store(url)
+    assert _tables(store) == KALLOS_TABLES | {VERSION_TABLE} and _drift(store) == []
+    store.dispose()
+
+
+def test_half_made_second_revision_is_rebuilt_when_empty(tmp_path):
+    """A kill inside 0002's batch rebuild left Alembic's `_alembic_tmp_daily_market_data` behind."""
+    url, store = _sqlite_at(tmp_path, "0001")
+    with store.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE _alembic_tmp_daily_market_data (coin_id VARCHAR)"))
+    store.dispose()
+    store = Store(url)
+    assert store.current_revision() == migrations.head_revision()
+    assert _tables(store) == KALLOS_TABLES | {VERSION_TABLE}
+    store.dispose()
+
+
+def test_half_made_schema_with_rows_is_refused_not_dropped(tmp_path):
+    url, store = _sqlite_at(tmp_path, "0001")
+    _insert_landed_rows(store)
+    with store.engine.begin() as conn:
+        conn.execute(text(f"DELETE FROM {VERSION_TABLE}"))
+        conn.execute(text("DROP TABLE runs"))
+    store.dispose()
+    with pytest.raises(StoreError, match=r"interrupted first migration .* hold rows") as err:
+        Store(url)
+    assert "half.db" in str(err.value)
+    store = Store(url, migrate=False)
+    assert store.count(s.daily_market_data) == 2  # nothing dropped
+    store.dispose()

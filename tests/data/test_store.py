@@ -18,7 +18,7 @@ from sqlalchemy import delete, text
 
 from kallos.data import Store, ingest, migrations
 from kallos.data import schema as s
-from kallos.exceptions import StoreError
+from kallos.exceptions import DataValidationError, StoreError
 
 LTC = "coingecko_daily_top50/original/ltc-usd-max.csv.gz"
 
@@ -241,3 +241,117 @@ def test_backends_store_identical_rows(tmp_path, data_dir, pg_url, pg_schema):
 def test_unreachable_database_says_how_to_fix():
     with pytest.raises(StoreError, match="pg_ctlcluster"):
         Store("postgresql://postgres@127.0.0.1:1/none")
+
+
+# ------------------------------------------------------------------ bad URLs, locks, messages (issue 10)
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("not-a-url", r"'not-a-url' is not a URL; use sqlite:///"),
+        ("mysql://user@host/db", r"mysql is not supported"),
+        ("sqlite://relative.db", r"has no host; write sqlite:///relative.db"),
+        ("postgresql+psycopg2://postgres@127.0.0.1/test", r"driver 'postgresql\+psycopg2' is not available"),
+        (
+            "postgresql://postgres:s3cret@127.0.0.1:1/none",
+            r"postgres:\*\*\*@127\.0\.0\.1:1/none: connecting failed",
+        ),
+    ],
+)
+def test_bad_database_urls_are_store_errors(url, message):
+    with pytest.raises(StoreError, match=message) as err:
+        Store(url)
+    assert "s3cret" not in str(err.value)
+
+
+def test_sqlite_parent_that_is_a_file_is_named(tmp_path):
+    (tmp_path / "plain").write_text("x")
+    with pytest.raises(StoreError, match=r"plain is a file, not a directory; choose another --out"):
+        Store(f"sqlite:///{tmp_path / 'plain' / 'k.db'}")
+
+
+@pytest.mark.postgres
+def test_missing_postgresql_database_says_create_it(pg_url):
+    url = pg_url.rsplit("/", 1)[0] + "/kallos_no_such_database"
+    with pytest.raises(
+        StoreError, match=r'database "kallos_no_such_database" does not exist; create it'
+    ) as err:
+        Store(url)
+    assert "pg_ctlcluster" not in str(err.value)
+
+
+def test_exclusively_locked_sqlite_names_the_file_and_shows_no_sql(tmp_path):
+    """Issue 10.7/10.8: the revision check ran outside the error handling (a traceback), and write
+    errors printed the whole INSERT with ten parameter rows."""
+    import sqlite3
+
+    path = tmp_path / "k.db"
+    store = Store(f"sqlite:///{path}?timeout=0.2")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(
+            StoreError, match=r"reading the schema revision failed: database is locked"
+        ) as err:
+            Store(f"sqlite:///{path}?timeout=0.2")
+        assert str(path) in str(err.value) and "wait for it to finish" in str(err.value)
+        with pytest.raises(StoreError) as err:
+            store.upsert(s.daily_market_data, pd.concat([_rows(f"2020-01-{d:02d}", d) for d in range(1, 20)]))
+        message = str(err.value)
+        assert message.startswith(
+            f"SQLite database {path}: writing daily_market_data failed, nothing was stored"
+        )
+        assert "INSERT" not in message and "[parameters" not in message and "2020-01-0" not in message
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert store.count(s.daily_market_data) == 0
+    store.dispose()
+
+
+# ------------------------------------------------------------------ overwrites and locks on import (issue 10)
+BTC = "coingecko_daily_top50/original/btc-usd-max.csv.gz"
+ETH = "coingecko_daily_top50/original/eth-usd-max.csv.gz"
+
+
+def test_mislabelled_export_is_refused_unless_replace(any_store, data_dir, tmp_path):
+    """Issue 10.3: ETH's export saved as btc-usd-max.csv overwrote 3,848 btc closes with exit 0."""
+    ingest(any_store, "coingecko", data_dir / BTC)
+    before = any_store.read_market_data()
+    wrong = tmp_path / "btc-usd-max.csv.gz"
+    wrong.write_bytes((data_dir / ETH).read_bytes())
+    with pytest.raises(DataValidationError) as err:
+        ingest(any_store, "coingecko", wrong)
+    message = str(err.value)
+    assert message.startswith(f"{wrong}: importing would change the stored coingecko close of btc on 3848 of")
+    assert "another coin's export" in message and "--replace" in message
+    pd.testing.assert_frame_equal(any_store.read_market_data(), before)  # nothing written
+    report = ingest(any_store, "coingecko", wrong, replace=True)
+    assert report.changed[("coingecko", "btc")] == 3848
+    assert any("3848 of 3848 stored row(s) overwritten (--replace)" in n for n in report.notes)
+    after = any_store.read_market_data().set_index("date")["close"]
+    assert len(after) == 4678 and after["2020-12-31"] == pytest.approx(737, rel=0.02)  # ETH's close now
+
+
+def test_revised_rows_are_reported_not_refused(any_store, data_dir, tmp_path):
+    ingest(any_store, "coingecko", data_dir / LTC)
+    raw = pd.read_csv(data_dir / LTC)
+    raw.loc[raw.index[-3:], "price"] *= 1.03  # a provider revises its last three days by 3 %
+    revised = tmp_path / "ltc-usd-max.csv"
+    raw.to_csv(revised, index=False)
+    report = ingest(any_store, "coingecko", revised)
+    assert report.changed == {("coingecko", "ltc"): 3}
+    assert any(
+        n.startswith(f"{revised}: ltc (coingecko): 3 of 4678 stored row(s) changed") for n in report.notes
+    )
+    assert ingest(any_store, "coingecko", revised).changed == {}  # the same file again changes nothing
+
+
+def test_csv_import_takes_the_source_lock_and_honours_its_timeout(any_store, data_dir):
+    """Issue 10.9: a CSV import took no ingest lock, so --lock-timeout did not apply to it."""
+    from kallos.data.locks import ingest_lock
+
+    with ingest_lock(any_store, "coingecko"):
+        with pytest.raises(StoreError, match=r"another ingest of 'coingecko' holds .*waited 0\.3 s"):
+            ingest(any_store, "coingecko", data_dir / LTC, lock_timeout=0.3)
+    assert any_store.count(s.daily_market_data) == 0
+    assert ingest(any_store, "coingecko", data_dir / LTC, lock_timeout=0.3).rows["daily_market_data"] == 4678

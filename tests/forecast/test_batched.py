@@ -140,3 +140,19 @@ def test_stack_on_cuda_matches_cpu(histories, fold, tiny_config) -> None:
         for key, value in a.items():
             assert b[key].device.type == "cuda"
             np.testing.assert_allclose(b[key].cpu().numpy(), value.numpy(), atol=1e-4, rtol=0, err_msg=key)
+
+
+def test_prepare_refuses_history_past_the_cutoff_and_purges_labels(histories, fold, tiny_config) -> None:
+    """Issue 10.14: the stacked path's `prepare()` accepted history past the fold cutoff (only the
+    driver's `upto()` protected it). It now refuses it as `fit()` does, and the samples it builds
+    have labels that end by the cutoff (the purge)."""
+    from kallos.exceptions import DataValidationError
+
+    model = _models(tiny_config)[0]
+    with pytest.raises(DataValidationError, match=r"aaa: training history ends .* after the fold cutoff"):
+        model.prepare(histories[0], fold)  # the full history runs past fold.cutoff
+    data = model.prepare(histories[0].upto(fold.cutoff), fold)
+    horizon = pd.Timedelta(days=fold.horizon)
+    assert data.validation_dates.max() + horizon == fold.cutoff  # the last label ends at the cutoff
+    assert data.train_dates.max() + horizon < data.validation_dates.min()  # no overlap with validation
+    assert (len(data.train_dates), len(data.validation_dates)) == (len(data.x_train), len(data.x_val))

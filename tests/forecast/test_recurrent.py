@@ -50,6 +50,23 @@ def test_direction_aware_loss_zero_counts_as_agreeing() -> None:
     assert zero_target.item() == pytest.approx(5.0)
 
 
+@pytest.mark.parametrize("lam", [1.0, 2.0, 5.0])
+def test_masked_training_loss_equals_the_documented_loss(lam) -> None:
+    """Issue 10.17: the loss that trains the models is the documented direction-aware loss, per model
+    over its unmasked rows (with sign disagreements, zeros and a padded tail)."""
+    from kallos.forecast.recurrent import masked_direction_aware_loss
+
+    gen = torch.Generator().manual_seed(1)
+    pred, target = torch.randn(3, 40, generator=gen), torch.randn(3, 40, generator=gen)
+    pred[0, :5] = 0.0
+    lengths = [40, 25, 7]
+    mask = (torch.arange(40) < torch.tensor(lengths)[:, None]).to(torch.float32)
+    got = masked_direction_aware_loss(pred, target, mask, lam)
+    want = torch.stack([direction_aware_loss(pred[k, :n], target[k, :n], lam) for k, n in enumerate(lengths)])
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=0)
+    assert torch.isnan(masked_direction_aware_loss(pred[:1], target[:1], torch.zeros(1, 40), lam)).all()
+
+
 # --------------------------------------------------------------------------- hand-written GRU backward
 def _gru_inputs(k: int = 2, length: int = 6, batch: int = 3, hidden: int = 4, seed: int = 0):
     gen = torch.Generator().manual_seed(seed)

@@ -125,6 +125,22 @@ def test_tune_sqlite_counts_every_trial(tmp_path, make_history, fold, tiny_forec
     storage.engine.dispose()
 
 
+def test_counting_trials_creates_no_optuna_table(any_store):
+    """Issue 10.11: a `kallos run` that failed at data validation had added 12 empty Optuna tables."""
+    before = set(sa.inspect(any_store.engine).get_table_names(schema=any_store.schema_name))
+    try:
+        assert count_trials(any_store.url, any_store.schema_name) == 0
+        after = set(sa.inspect(any_store.engine).get_table_names(schema=any_store.schema_name))
+        assert after == before and "studies" not in after
+        if any_store.schema_name:  # PostgreSQL: no <schema>_optuna schema either
+            schemas = sa.inspect(any_store.engine).get_schema_names()
+            assert f"{any_store.schema_name}_optuna" not in schemas
+    finally:
+        if any_store.schema_name:
+            with any_store.engine.begin() as conn:
+                conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{any_store.schema_name}_optuna" CASCADE'))
+
+
 _WORKER = textwrap.dedent(
     """
     import sys, numpy as np, pandas as pd, optuna

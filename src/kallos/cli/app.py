@@ -19,7 +19,7 @@ from rich.table import Table
 
 from kallos import __version__
 from kallos.cli import data_cmd, db_cmd, forecast_cmds, ingest_cmd
-from kallos.cli.common import DataDirOpt, DbOpt, OutOpt, console, fail, parse_set
+from kallos.cli.common import DataDirOpt, DbOpt, OutOpt, console, fail, no_leftovers, parse_set
 from kallos.cli.progress import RichProgress
 from kallos.config import load_config
 from kallos.data import Store, default_database_url
@@ -128,17 +128,19 @@ def run(
     try:
         overrides.update(parse_set(set_ or []))
         cfg = load_config(config, overrides)
-        store = Store(database_url or default_database_url(out))
-        # Calibration replications are independent: spread them over n_jobs processes.
-        with ProcessPoolExecutor(max_workers=cfg.n_jobs, mp_context=get_context("spawn")) as pool:
-            outcome = execute_study(
-                cfg,
-                store,
-                out,
-                data_dir=data_dir,
-                progress=RichProgress(console),
-                map_fn=partial(pool.map, chunksize=4),
-            )
+        url = database_url or default_database_url(out)
+        with no_leftovers((out,), database_url=url):  # a failed run leaves no new file or table
+            store = Store(url, migrate=False)
+            # Calibration replications are independent: spread them over n_jobs processes.
+            with ProcessPoolExecutor(max_workers=cfg.n_jobs, mp_context=get_context("spawn")) as pool:
+                outcome = execute_study(
+                    cfg,
+                    store,
+                    out,
+                    data_dir=data_dir,
+                    progress=RichProgress(console),
+                    map_fn=partial(pool.map, chunksize=4),
+                )
         exported = export_results(outcome.run_dir, export_formats) if export_formats else {}
     except KallosError as err:
         raise fail(err) from None

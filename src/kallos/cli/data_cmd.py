@@ -21,13 +21,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kallos.cli.common import DataDirOpt, DbOpt, OutOpt, fail
+from kallos.cli.common import DataDirOpt, DbOpt, OutOpt, fail, no_leftovers
 from kallos.config import load_config
-from kallos.data import DATA_DIR_ENV, Store, default_database_url, ingest_data_dir
+from kallos.data import Store, default_database_url, ingest_data_dir
 from kallos.data.check import DEFAULT_MAX_FINDINGS, CheckReport, CheckSettings, parse_max_findings, run_checks
+from kallos.data.ingest import EMPTY_STORE_HELP
 from kallos.data.reconcile import DEFAULT_DIVERGENCE_THRESHOLD
-from kallos.exceptions import KallosError, StoreError
-from kallos.report.files import atomic_write
+from kallos.exceptions import KallosError, OutputError, StoreError
+from kallos.report.files import atomic_write, check_writable
 
 data_app = typer.Typer(no_args_is_help=True, help="Data quality: checks and reports over the store.")
 
@@ -66,6 +67,8 @@ def check_cmd(
     show: Annotated[int, typer.Option(min=0, help="Findings listed per rule on screen.")] = 5,
 ) -> None:
     """Check gaps, stale prices, outliers, missing market caps, source divergence and coverage."""
+    path = json_path or out / "data_check.json"
+    url = database_url or default_database_url(out)
     try:
         limits = dict(DEFAULT_MAX_FINDINGS) | parse_max_findings(max_findings or [])
         settings = CheckSettings(
@@ -74,22 +77,21 @@ def check_cmd(
             divergence_threshold=divergence_threshold,
             max_findings=limits,
         )
-        store = Store(database_url or default_database_url(out))
-        store.create_schema()
-        if store.is_empty():
-            if data_dir is None:
-                raise StoreError(
-                    f"the store is empty: run `kallos ingest` or pass --data-dir (or ${DATA_DIR_ENV})"
-                )
-            ingest_data_dir(store, data_dir)
-        report = run_checks(store.read_market_data(), settings)
+        with no_leftovers((path.parent,), database_url=url):  # a failed check creates nothing
+            store = Store(url, migrate=False)
+            if store.is_empty():
+                if data_dir is None:
+                    raise StoreError(EMPTY_STORE_HELP)
+                ingest_data_dir(store, data_dir)
+            store.create_schema()
+            check_writable(path.parent)
+            report = run_checks(store.read_market_data(), settings)
+            try:
+                atomic_write(path, lambda tmp: tmp.write_text(json.dumps(report.to_dict(), indent=1)))
+            except OSError as err:
+                raise OutputError(f"cannot write the JSON report {path}: {err.strerror or err}") from None
     except KallosError as err:
         raise fail(err) from None
-    path = json_path or out / "data_check.json"
-    try:
-        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(report.to_dict(), indent=1)))
-    except OSError as err:
-        raise fail(KallosError(f"cannot write the JSON report {path}: {err}")) from None
     _print(report, show)
     Console().print(f"JSON report: {path}", highlight=False)
     if not report.ok:

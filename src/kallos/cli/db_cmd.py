@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from kallos.cli.common import DbOpt, OutOpt, fail
+from kallos.cli.common import DbOpt, OutOpt, fail, no_leftovers
 from kallos.data import Store, default_database_url, migrations
 from kallos.exceptions import KallosError
 
@@ -24,8 +24,8 @@ def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
 
 
-def _open(out: Path, database_url: str | None, schema: str | None) -> Store:
-    return Store(database_url or default_database_url(out), schema_name=schema, migrate=False)
+def _open(url: str, schema: str | None) -> Store:
+    return Store(url, schema_name=schema, migrate=False)
 
 
 def _describe(revision: str | None) -> str:
@@ -43,11 +43,13 @@ def upgrade_cmd(
     schema: SchemaOpt = None,
 ) -> None:
     """Bring the database to a revision (default: the newest). Safe to run twice or concurrently."""
+    url = database_url or default_database_url(out)
     try:
-        store = _open(out, database_url, schema)
-        before = store.current_revision()
-        after = store.migrate(revision)
-        store.dispose()
+        with no_leftovers(database_url=url, schema_name=schema):  # a failed upgrade creates nothing
+            store = _open(url, schema)
+            before = store.current_revision()
+            after = store.migrate(revision)
+            store.dispose()
     except KallosError as err:
         raise fail(err) from None
     typer.echo(f"upgraded {before or 'empty'} -> {after}" if before != after else f"already at {after}")
@@ -56,10 +58,12 @@ def upgrade_cmd(
 @db_app.command("current")
 def current_cmd(out: OutOpt = Path("out"), database_url: DbOpt = None, schema: SchemaOpt = None) -> None:
     """Print the database's schema revision and whether it is the newest; changes nothing."""
+    url = database_url or default_database_url(out)
     try:
-        store = _open(out, database_url, schema)
-        revision = store.current_revision()
-        store.dispose()
+        with no_leftovers(database_url=url, schema_name=schema, always=True):  # creates no database
+            store = _open(url, schema)
+            revision = store.current_revision()
+            store.dispose()
     except KallosError as err:
         raise fail(err) from None
     typer.echo(_describe(revision))
@@ -75,10 +79,12 @@ def downgrade_cmd(
     schema: SchemaOpt = None,
 ) -> None:
     """Revert the schema to an older revision (data in dropped tables and columns is lost)."""
+    url = database_url or default_database_url(out)
     try:
-        store = _open(out, database_url, schema)
-        revision_now = store.downgrade(revision)
-        store.dispose()
+        with no_leftovers(database_url=url, schema_name=schema):
+            store = _open(url, schema)
+            revision_now = store.downgrade(revision)
+            store.dispose()
     except KallosError as err:
         raise fail(err) from None
     typer.echo(f"downgraded to {revision_now or 'empty'}")

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kallos.cli.common import DbOpt, OutOpt, fail, parse_set
+from kallos.cli.common import DbOpt, OutOpt, fail, no_leftovers, parse_set
 from kallos.exceptions import DataValidationError, KallosError, StoreError
 
 models_app = typer.Typer(no_args_is_help=True, help="The model registry: trained models and their hashes.")
@@ -73,10 +73,15 @@ def tune(
 
     try:
         cfg = load_config(config, parse_set(set_ or []))
-        store = Store(database_url or default_database_url(out))
-        store.create_schema()
-        if store.is_empty():
-            raise StoreError("the store holds no market data: run `kallos ingest` first")
+        url = database_url or default_database_url(out)
+        with no_leftovers(database_url=url):
+            store = Store(url, migrate=False)
+            if store.is_empty():
+                raise StoreError(
+                    "the store holds no market data: run `kallos ingest` first (`kallos ingest --source "
+                    "binance` needs no API key)"
+                )
+            store.create_schema()
         panel = build_panel(store.read_market_data(), store.read_coins(), cfg.quality)
         if coin not in panel.coins:
             near = [c for c in panel.coins if coin.lower() in c.lower()][:8]
@@ -135,10 +140,12 @@ def models_list(
     from kallos.data import Store, default_database_url
     from kallos.forecast.model_store import ModelRegistry
 
+    url = database_url or default_database_url(out)
     try:
-        store = Store(database_url or default_database_url(out))
-        store.create_schema()
-        rows = ModelRegistry(store, out).entries(coin_id=coin, model_type=model_type)
+        with no_leftovers(database_url=url, always=True):  # listing creates no database
+            store = Store(url)
+            rows = ModelRegistry(store, out).entries(coin_id=coin, model_type=model_type)
+            store.dispose()
     except KallosError as err:
         raise fail(err) from None
     table = Table(title=f"Model registry: {len(rows)} models")

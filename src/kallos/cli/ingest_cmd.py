@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from kallos.cli.common import DbOpt, OutOpt, console, fail
+from kallos.cli.common import DbOpt, OutOpt, console, fail, no_leftovers
 from kallos.cli.progress import RichProgress
 from kallos.data import DATA_DIR_ENV, Store, default_database_url, ingest, ingest_data_dir, resolve_data_dir
 from kallos.data.sources import IMPORTERS
@@ -78,29 +79,55 @@ def ingest_cmd(
     page_limit: Annotated[int, typer.Option(help="Live Binance: klines per page.")] = 1000,
     window_days: Annotated[int, typer.Option(help="Live CoinGecko: days per request.")] = 365,
     lock_timeout: Annotated[
-        float | None, typer.Option(help="Seconds to wait for a concurrent ingest (default: forever).")
+        float | None,
+        typer.Option(help="Seconds to wait for a concurrent ingest of the same source (default: forever)."),
     ] = None,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="CSV: allow a file to change most of a coin's stored closes (refused otherwise: "
+            "a mislabelled file, e.g. another coin's export).",
+        ),
+    ] = False,
     out: OutOpt = Path("out"),
     database_url: DbOpt = None,
 ) -> None:
     """Import provider exports, or fetch missing days from a live API (idempotent upserts).
 
-    CSV imports are one transaction; live ingests write one transaction per fetched chunk under a
-    per-source lock, so an interrupted run leaves whole chunks and the next run completes it.
+    Every ingest holds a per-source lock (--lock-timeout). CSV imports are one transaction,
+    validated first; live ingests write one transaction per fetched chunk, so an interrupted
+    run leaves whole chunks and the next run completes it. A failed ingest into a new database
+    leaves no database file behind.
     """
+    url = database_url or default_database_url(out)
+    live = source in ("coingecko", "binance") and path is None
     try:
-        store = Store(database_url or default_database_url(out))
-        if source in ("coingecko", "binance") and path is None:
-            _live(store, source, coins, start, end, base_url, calls_per_minute, timeout, max_attempts,
-                  page_limit, window_days, lock_timeout)  # fmt: skip
-            return
-        with RichProgress(console).stage(f"Importing {source}", total=None):
-            if source in ("all", "csv"):
-                report = ingest_data_dir(store, resolve_data_dir(path))
-            else:
-                if path is None:
-                    raise KallosError(f"--path is required with --source {source}")
-                report = ingest(store, source, path)
+        first, last = _parse_day(start, "--start"), _parse_day(end, "--end")
+        if first and last and last < first:
+            raise KallosError(f"--end {last} is before --start {first}; swap them")
+        if source not in ("all", "csv", *IMPORTERS):
+            raise KallosError(f"--source {source!r}: choose csv/all or one of {sorted(IMPORTERS)}")
+        if not live and source not in ("all", "csv") and path is None:
+            raise KallosError(f"--path is required with --source {source}")
+        if source in ("all", "csv") and path is None and not os.environ.get(DATA_DIR_ENV):
+            raise KallosError(
+                f"--source {source} reads a data directory: pass --path DIR or set ${DATA_DIR_ENV}; "
+                "without exports, `kallos ingest --source binance` fetches daily klines (no API key needed)"
+            )
+        with no_leftovers(database_url=url, keep_data=live):  # a live ingest keeps its whole chunks
+            store = Store(url, migrate=False)  # the schema is made only once the input is valid
+            if live:
+                _live(store, source, coins, first, last, base_url, calls_per_minute, timeout, max_attempts,
+                      page_limit, window_days, lock_timeout)  # fmt: skip
+                return
+            with RichProgress(console).stage(f"Importing {source}", total=None):
+                if source in ("all", "csv"):
+                    report = ingest_data_dir(
+                        store, resolve_data_dir(path), replace=replace, lock_timeout=lock_timeout
+                    )
+                else:
+                    report = ingest(store, source, path, replace=replace, lock_timeout=lock_timeout)
     except KallosError as err:
         raise fail(err) from None
     for table, n in report.rows.items():
@@ -114,8 +141,8 @@ def _live(
     store: Store,
     source: str,
     coins_opt: str | None,
-    start: str | None,
-    end: str | None,
+    start: dt.date | None,
+    end: dt.date | None,
     base_url: str | None,
     calls_per_minute: float,
     timeout: float,
@@ -134,8 +161,9 @@ def _live(
     )
 
     coins, api_ids = _parse_coins(coins_opt)
-    store.create_schema()
-    coins = coins or stored_coins(store, source) or list(DEFAULT_COINS[source])
+    coins = (
+        coins or (stored_coins(store, source) if not store.is_empty() else []) or list(DEFAULT_COINS[source])
+    )
     policy = RetryPolicy(calls_per_minute=calls_per_minute, timeout_s=timeout, max_attempts=max_attempts)
     extra = (
         {"window_days": window_days, "coin_ids": {**COINGECKO_IDS, **api_ids}}
@@ -149,8 +177,8 @@ def _live(
                 store,
                 client,
                 coins,
-                start=_parse_day(start, "--start"),
-                end=_parse_day(end, "--end"),
+                start=start,
+                end=end,
                 lock_timeout=lock_timeout,
             )
     finally:

@@ -18,6 +18,10 @@ Each rule of :data:`CHECKS` looks at one coin's rows from one source and returns
 ``missing_market_cap``
     runs of days a market-cap source (CoinGecko) has a row but no market cap (zero in the
     export, stored as unknown).
+``implausible_value``
+    runs of days with a non-finite value, or one beyond :data:`PLAUSIBLE_MAX` (a price of
+    1e300 USD): the importers refuse non-finite numbers, so these come from elsewhere (an
+    older import, a hand-edited database) and would otherwise rank a coin first.
 ``source_divergence``
     coin-months whose mean ``|cg/bn - 1|`` exceeds ``divergence_threshold``
     (:func:`kallos.data.reconcile.price_divergence`).
@@ -25,7 +29,7 @@ Each rule of :data:`CHECKS` looks at one coin's rows from one source and returns
 Coverage per coin and source (first, last, rows, missing days) is reported beside them.
 Thresholds: ``max_findings`` maps a rule to the number of findings it may have; more is a
 failure (the CLI exits 1). :data:`DEFAULT_MAX_FINDINGS` leaves every rule unlimited except
-``return_cap`` and ``source_divergence`` (see there); override per rule with
+``return_cap``, ``implausible_value`` and ``source_divergence`` (see there); override per rule with
 ``--max-findings RULE=N`` (``N = -1`` for unlimited).
 """
 
@@ -154,6 +158,42 @@ def _missing_market_cap(rows: pd.DataFrame, coin: str, source: str, s: CheckSett
     ]
 
 
+#: Largest plausible value per column (USD): 80× Bitcoin's highest price, 25× the whole market's
+#: capitalisation, 100× the largest daily volume in the shipped data.
+PLAUSIBLE_MAX: dict[str, float] = {
+    "open": 1e7,
+    "high": 1e7,
+    "low": 1e7,
+    "close": 1e7,
+    "market_cap": 1e14,
+    "volume": 1e14,
+}
+
+
+def _implausible(rows: pd.DataFrame, coin: str, source: str, s: CheckSettings) -> list[Finding]:
+    out = []
+    for column, limit in PLAUSIBLE_MAX.items():
+        if column not in rows:
+            continue
+        values = rows.set_index("date")[column].astype(float)
+        bad = values.notna() & ~(values.abs() <= limit)  # inf and -inf included
+        for a, b, n in _runs(bad):
+            first = values[a]
+            why = "is not finite" if not np.isfinite(first) else f"exceeds {limit:g} USD"
+            out.append(
+                Finding(
+                    "implausible_value",
+                    coin,
+                    source,
+                    a,
+                    b,
+                    n,
+                    f"{column} {first:.3g} on {a:%Y-%m-%d} {why} ({n} day(s)); fix or re-import the source",
+                )
+            )
+    return out
+
+
 SeriesCheck = Callable[[pd.Series, str, str, CheckSettings], list[Finding]]
 # Rules over one coin's close from one source (registry; order = report order).
 SERIES_CHECKS: dict[str, SeriesCheck] = {
@@ -164,13 +204,15 @@ SERIES_CHECKS: dict[str, SeriesCheck] = {
 }
 # Sources whose rows are expected to carry a market cap.
 MARKET_CAP_SOURCES = ("coingecko",)
-CHECKS: tuple[str, ...] = (*SERIES_CHECKS, "missing_market_cap", "source_divergence")
+CHECKS: tuple[str, ...] = (*SERIES_CHECKS, "missing_market_cap", "implausible_value", "source_divergence")
 
 # return_cap: 2 beyond-cap days are known in the shipped data (BNB's CoinGecko launch
 # artefact 2017-10-29 and one more; see `kallos data check` output); more means new bad data.
 # source_divergence: the 2017-2018 coin-months flagged in the shipped data (18) are tolerated.
+# implausible_value: none is tolerated.
 DEFAULT_MAX_FINDINGS: dict[str, int | None] = {rule: None for rule in CHECKS} | {
     "return_cap": 2,
+    "implausible_value": 0,
     "source_divergence": 18,
 }
 
@@ -287,8 +329,9 @@ def run_checks(market: pd.DataFrame, settings: CheckSettings | None = None) -> C
     market = market.assign(date=pd.to_datetime(market["date"])).sort_values(["coin_id", "source", "date"])
     findings: list[Finding] = []
     for (coin, source), rows in market.groupby(["coin_id", "source"], sort=True):
+        findings.extend(_implausible(rows, coin, source, settings))
         close = rows.set_index("date")["close"].astype(float)
-        close = close[close > 0]
+        close = close[(close > 0) & np.isfinite(close)]
         if close.empty:
             continue
         for check in SERIES_CHECKS.values():

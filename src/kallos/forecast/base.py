@@ -24,7 +24,7 @@ from kallos.features import compute_indicators
 from kallos.features.labels import trailing_log_return
 from kallos.forecast.walk_forward import Fold
 
-__all__ = ["BaseForecaster", "CoinHistory", "coin_history", "daily_log_returns"]
+__all__ = ["BaseForecaster", "CoinHistory", "check_cutoff", "coin_history", "daily_log_returns"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,24 @@ def coin_history(panel: Any, coin_id: str, end: pd.Timestamp) -> CoinHistory:
     )
 
 
+def check_cutoff(history: CoinHistory, fold: Fold) -> None:
+    """Refuse training ``history`` that reaches past ``fold.cutoff`` (look-ahead).
+
+    Every path that trains a model calls this: :meth:`BaseForecaster.fit`, and
+    :meth:`kallos.forecast.recurrent.RecurrentForecaster.prepare` for stacked training.
+
+    Raises
+    ------
+    DataValidationError
+        Naming the coin, the last history date and the cutoff.
+    """
+    if history.last_date > fold.cutoff:
+        raise DataValidationError(
+            f"{history.coin_id}: training history ends {history.last_date.date()}, after the "
+            f"fold cutoff {fold.cutoff.date()}; pass history.upto(fold.cutoff)"
+        )
+
+
 def daily_log_returns(close: pd.Series) -> pd.Series:
     """log(close_t / close_{t-1}); NaN where either close is unknown."""
     return trailing_log_return(close, 1)
@@ -97,11 +115,7 @@ class BaseForecaster(ABC):
         InsufficientDataError
             If too few training samples remain.
         """
-        if history.last_date > fold.cutoff:
-            raise DataValidationError(
-                f"{history.coin_id}: training history ends {history.last_date.date()}, after the "
-                f"fold cutoff {fold.cutoff.date()}; pass history.upto(fold.cutoff)"
-            )
+        check_cutoff(history, fold)
         self._fit(history, fold)
         self.cutoff_ = fold.cutoff
         return self

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -44,7 +44,7 @@ from torch import nn
 from kallos.config import RecurrentConfig
 from kallos.exceptions import InsufficientDataError
 from kallos.features.labels import forward_log_return
-from kallos.forecast.base import BaseForecaster, CoinHistory
+from kallos.forecast.base import BaseForecaster, CoinHistory, check_cutoff
 from kallos.forecast.walk_forward import Fold
 
 __all__ = [
@@ -394,13 +394,19 @@ def _valid_windows(features: np.ndarray, lookback: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class TrainingData:
-    """One model's training problem: scaled windows ``(n, lookback, F)`` and scaled labels ``(n,)``."""
+    """One model's training problem: scaled windows ``(n, lookback, F)`` and scaled labels ``(n,)``.
+
+    ``train_dates`` and ``validation_dates`` are the decision dates of the samples (the label of
+    the sample dated ``d`` is the forward return from ``d`` to ``d + horizon``); empty when unknown.
+    """
 
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_val: torch.Tensor
     y_val: torch.Tensor
     seed: int
+    train_dates: pd.DatetimeIndex = field(default_factory=lambda: pd.DatetimeIndex([]))
+    validation_dates: pd.DatetimeIndex = field(default_factory=lambda: pd.DatetimeIndex([]))
 
 
 # --------------------------------------------------------------------------- forecaster
@@ -499,9 +505,13 @@ class RecurrentForecaster(BaseForecaster):
 
         Raises
         ------
+        DataValidationError
+            If ``history`` holds any row after ``fold.cutoff`` (as :meth:`fit`; the stacked
+            trainer calls this method directly).
         InsufficientDataError
             If fewer than ``min_train_samples`` training windows have a label.
         """
+        check_cutoff(history, fold)
         cfg = self._cfg
         feats = history.features.to_numpy(dtype=np.float64)
         win_ok = _valid_windows(feats, cfg.lookback)
@@ -536,6 +546,8 @@ class RecurrentForecaster(BaseForecaster):
             self._windows(scaled, val_rows),
             to_t(labels[val_rows]),
             self.seed,
+            train_dates=pd.DatetimeIndex(dates[train_rows]),
+            validation_dates=pd.DatetimeIndex(dates[val_rows]),
         )
 
     def install(self, state: dict[str, torch.Tensor], training: dict[str, Any], data: TrainingData) -> None:

@@ -304,8 +304,25 @@ def study_name(coin_id: str, fold: Fold, config: ForecastConfig, cell: str = "gr
     return f"tune-{cell}-{coin_id}-{fold.key}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 
+def _optuna_tables_exist(database_url: str, schema_name: str | None) -> bool:
+    """True if Optuna's ``studies`` table exists beside the Kallos database (looks, creates nothing)."""
+    url = _sqlalchemy_url(database_url)
+    schema = None if url.startswith("sqlite") else (f"{schema_name}_optuna" if schema_name else OPTUNA_SCHEMA)
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return sa.inspect(conn).has_table("studies", schema=schema)
+    finally:
+        engine.dispose()
+
+
 def count_trials(database_url: str, schema_name: str | None = None) -> int:
-    """Every trial of every study stored beside ``database_url`` (complete, pruned, failed, running)."""
+    """Every trial of every study stored beside ``database_url`` (complete, pruned, failed, running).
+
+    A database without Optuna's tables has none; they are not created just to count.
+    """
+    if not _optuna_tables_exist(database_url, schema_name):
+        return 0
     storage = optuna_storage(database_url, schema_name)
     try:
         return sum(

@@ -15,6 +15,7 @@ from kallos.forecast.tuning import count_trials
 from kallos.pipeline.persist import persist_study
 from kallos.pipeline.progress import NullProgress, Progress
 from kallos.pipeline.study import StudyResult, run_study
+from kallos.report.files import check_writable
 
 __all__ = ["RunOutcome", "StudyResult", "execute_study", "prior_trials", "run_study"]
 
@@ -65,15 +66,16 @@ def execute_study(
     Raises
     ------
     KallosError
-        Subclasses name what is wrong: a missing data directory, malformed files,
-        data not covering the test period.
+        Subclasses name what is wrong: an unwritable ``out_root`` (checked first), a missing
+        data directory, malformed files, data not covering the test period.
     """
     progress = progress or NullProgress()
     t0 = time.perf_counter()
+    check_writable(out_root)  # fail now, not after the study has run
+    directory = resolve_data_dir(data_dir) if store.is_empty() else None
     store.create_schema()
     ingested = None
-    if store.is_empty():
-        directory = resolve_data_dir(data_dir)
+    if directory is not None:
         with progress.stage(f"Importing {directory}", total=None):
             ingested = ingest_data_dir(store, directory)
     with progress.stage("Cleaning data", total=None):

@@ -17,7 +17,7 @@ import pytest
 from kallos.data import Store
 from kallos.data.live import BinanceClient, CoinGeckoClient, RetryPolicy, ingest_live, last_dates
 from kallos.data.locks import advisory_key, ingest_lock, lock_path
-from kallos.exceptions import StoreError
+from kallos.exceptions import ConfigError, StoreError
 
 START, END = dt.date(2021, 1, 1), dt.date(2021, 1, 20)
 NOW = dt.datetime(2021, 1, 21, 12, tzinfo=dt.UTC)
@@ -77,6 +77,25 @@ def test_backfill_starts_at_start_when_later_than_the_last_row(stub, tmp_path):
         store, binance(stub), ["btc"], start=dt.date(2021, 1, 15), end=END, clock=lambda: NOW
     )
     assert report.ranges == {"btc": (dt.date(2021, 1, 15), END)}
+
+
+def test_end_before_start_is_an_error_not_up_to_date(stub, tmp_path):
+    """Issue 10.10: --end before --start exited 0 with "up to date (last None)"."""
+    store = Store(f"sqlite:///{tmp_path / 'k.db'}")
+    with pytest.raises(ConfigError, match=r"binance: end 2021-01-05 is before start 2021-01-10"):
+        ingest_live(
+            store,
+            binance(stub),
+            ["btc"],
+            start=dt.date(2021, 1, 10),
+            end=dt.date(2021, 1, 5),
+            clock=lambda: NOW,
+        )
+    with pytest.raises(
+        ConfigError, match=r"start 2021-02-01 \(--start\) is after 2021-01-20, the last closed"
+    ):
+        ingest_live(store, binance(stub), ["btc"], start=dt.date(2021, 2, 1), clock=lambda: NOW)
+    assert stub.calls("bn_klines") == [] and store.is_empty()
 
 
 @pytest.fixture

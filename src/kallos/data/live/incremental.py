@@ -26,6 +26,7 @@ from kallos.data.live.errors import LiveSourceError
 from kallos.data.locks import ingest_lock
 from kallos.data.sources.base import COIN_COLUMNS
 from kallos.data.store import Store
+from kallos.exceptions import ConfigError
 
 __all__ = ["LiveIngestReport", "LiveSource", "ingest_live", "last_dates", "stored_coins"]
 
@@ -122,11 +123,20 @@ def ingest_live(
         If the provider refuses or keeps failing; chunks already written stay (they are whole).
     StoreError
         If the lock times out or a write fails (that chunk is not stored).
+    ConfigError
+        If ``end`` is before ``start``, or ``start`` is after the last closed day.
     """
     if not coins:
         raise LiveSourceError(f"{client.source}: no coins to ingest; pass --coins")
+    if start is not None and end is not None and end < start:
+        raise ConfigError(f"{client.source}: end {end} is before start {start} (--end, --start); swap them")
     limit = client.latest_close(clock())
     end = min(end or limit, limit)
+    if start is not None and start > end:
+        raise ConfigError(
+            f"{client.source}: start {start} (--start) is after {end}, the last closed UTC day; "
+            "no such close exists yet"
+        )
     report = LiveIngestReport(source=client.source, end=end)
     store.create_schema()
     with ingest_lock(store, client.source, timeout=lock_timeout):

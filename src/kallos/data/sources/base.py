@@ -24,6 +24,7 @@ class ImportBatch:
     snapshots : rows for ``market_cap_snapshots`` (CoinMarketCap only).
     files : the files read.
     notes : what the importer changed or dropped, one line each (nothing silently).
+    origins : (source, coin_id) -> the file its market rows came from (for messages).
     """
 
     market: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=MARKET_COLUMNS))
@@ -31,6 +32,7 @@ class ImportBatch:
     snapshots: pd.DataFrame | None = None
     files: tuple[Path, ...] = ()
     notes: tuple[str, ...] = ()
+    origins: dict[tuple[str, str], Path] = field(default_factory=dict)
 
 
 class Importer(Protocol):
@@ -54,4 +56,5 @@ def concat_batches(batches: list[ImportBatch]) -> ImportBatch:
         snapshots=cat([b.snapshots for b in batches], None),
         files=tuple(f for b in batches for f in b.files),
         notes=tuple(n for b in batches for n in b.notes),
+        origins={k: v for b in batches for k, v in b.origins.items()},
     )

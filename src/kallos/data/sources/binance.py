@@ -3,8 +3,9 @@
 Two layouts are accepted, one file per pair named ``<PAIR>_1d.csv`` or ``<PAIR>-1d-*.csv``
 (gzip allowed):
 
-* with a header ``timestamp,open,high,low,close,volume`` (``timestamp`` a UTC date or
-  epoch milliseconds, ``volume`` in base-asset units);
+* with a header ``timestamp,open,high,low,close,volume`` (``timestamp`` a UTC date in
+  ISO 8601 or epoch milliseconds, ``volume`` in base-asset units; any other date layout,
+  such as ``11/04/2020``, is an error naming the row, never a guess);
 * Binance's official headerless dump (data.binance.vision) of 12 columns:
   open_time, open, high, low, close, volume, close_time, quote_volume, trades,
   taker_buy_base, taker_buy_quote, ignore.
@@ -22,6 +23,7 @@ is dropped by default (``drop_last=True``; noted).
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 from typing import ClassVar
@@ -30,12 +32,16 @@ import pandas as pd
 
 from kallos.data.categories import default_category
 from kallos.data.sources._files import (
+    ISO_EXAMPLE,
+    check_dates,
     check_duplicate_dates,
     fail_rows,
     list_csv_files,
     numeric,
+    parse_iso_dates,
     read_csv,
     strip_suffix,
+    utc_today,
 )
 from kallos.data.sources.base import COIN_COLUMNS, MARKET_COLUMNS, ImportBatch, concat_batches
 from kallos.exceptions import ImportFormatError
@@ -43,6 +49,7 @@ from kallos.exceptions import ImportFormatError
 __all__ = ["QUOTE_ASSETS", "BinanceKlinesImporter", "coin_id_from_pair"]
 
 QUOTE_ASSETS = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "USD")
+EXPECTED_DATES = f"epoch milliseconds (or microseconds) or {ISO_EXAMPLE}"
 OFFICIAL_COLUMNS = [
     "open_time",
     "open",
@@ -83,12 +90,19 @@ def _pair_from_filename(path: Path) -> str:
 
 
 class BinanceKlinesImporter:
-    """Import Binance daily klines from a file or a directory of ``*_1d.csv[.gz]`` files."""
+    """Import Binance daily klines from a file or a directory of ``*_1d.csv[.gz]`` files.
+
+    Parameters
+    ----------
+    drop_last : drop the last kline of each file (usually the still-open day).
+    today : the newest calendar date a kline may open on (default: today, UTC; for tests).
+    """
 
     source: ClassVar[str] = "binance"
 
-    def __init__(self, drop_last: bool = True) -> None:
+    def __init__(self, drop_last: bool = True, today: dt.date | None = None) -> None:
         self.drop_last = drop_last
+        self.today = today
 
     def read(self, path: Path) -> ImportBatch:
         files = list_csv_files(Path(path), ("*_1d.csv", "*_1d.csv.gz", "*-1d-*.csv", "*-1d-*.csv.gz"))
@@ -96,7 +110,10 @@ class BinanceKlinesImporter:
 
     def _read_file(self, f: Path) -> ImportBatch:
         pair = _pair_from_filename(f)
-        coin_id = coin_id_from_pair(pair)
+        try:
+            coin_id = coin_id_from_pair(pair)
+        except ImportFormatError as err:
+            raise ImportFormatError(f"{f}: {err}; only USD-quoted pairs are imported") from None
         head = read_csv(f, (), nrows=1, header=None)
         official = str(head.iloc[0, 0]).strip().isdigit() and head.shape[1] >= 12
         if official:
@@ -107,7 +124,7 @@ class BinanceKlinesImporter:
             stamp = raw["timestamp"]
         if raw.empty:
             raise ImportFormatError(f"{f}: no rows")
-        date = self._parse_dates(stamp, f, raw)
+        date = self._parse_dates(stamp, f, raw, self.today or utc_today())
         check_duplicate_dates(f, date, raw)
         px = {c: numeric(raw, c, f) for c in ("open", "high", "low", "close", "volume")}
         for c in ("open", "high", "low", "close"):
@@ -147,17 +164,20 @@ class BinanceKlinesImporter:
             [[coin_id, coin_id.upper(), None, default_category(coin_id), self.source]],
             columns=COIN_COLUMNS,
         )
-        return ImportBatch(market=market, coins=coins, files=(f,), notes=tuple(notes))
+        return ImportBatch(
+            market=market, coins=coins, files=(f,), notes=tuple(notes), origins={(self.source, coin_id): f}
+        )
 
     @staticmethod
-    def _parse_dates(stamp: pd.Series, f: Path, raw: pd.DataFrame) -> pd.Series:
+    def _parse_dates(stamp: pd.Series, f: Path, raw: pd.DataFrame, today: dt.date) -> pd.Series:
         s = stamp.astype(str).str.strip()
         if s.str.fullmatch(r"\d{12,16}").all():
             ms = pd.to_numeric(s)
             unit = "us" if ms.iloc[0] > 1e14 else "ms"  # Binance moved to microseconds in 2025
             ts = pd.to_datetime(ms, unit=unit, utc=True)
         else:
-            ts = pd.to_datetime(s, utc=True, errors="coerce", format="mixed")
-        fail_rows(f, ts.isna(), "unparseable timestamp", raw)
+            ts = parse_iso_dates(s)
+        column = "open_time" if "open_time" in raw.columns else "timestamp"
+        check_dates(f, ts, raw, column, EXPECTED_DATES, today)
         fail_rows(f, ts != ts.dt.normalize(), "timestamp is not 00:00 UTC (not a daily kline)", raw)
         return ts.dt.tz_localize(None)

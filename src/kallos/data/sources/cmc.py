@@ -2,7 +2,8 @@
 
 Format: a CSV with columns ``Rank, Name, Symbol, Market Cap, Price, Circulating Supply,
 Volume (24h), snapshot_date`` (``snapshot_date`` as ``YYYYMMDD``); extra columns such as
-``% 1h`` are ignored. Money is USD.
+``% 1h`` are ignored. Money is USD; a non-finite number or a snapshot dated after today
+(UTC) is an error naming the row.
 
 Date convention (where the data enters Kallos)
 ----------------------------------------------
@@ -13,12 +14,13 @@ Symbols are not unique; key coins on (Name, Symbol).
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import ClassVar
 
 import pandas as pd
 
-from kallos.data.sources._files import fail_rows, list_csv_files, numeric, read_csv
+from kallos.data.sources._files import check_dates, fail_rows, list_csv_files, numeric, read_csv, utc_today
 from kallos.data.sources.base import ImportBatch
 
 __all__ = ["CmcSnapshotsImporter"]
@@ -36,9 +38,17 @@ COLUMNS = {
 
 
 class CmcSnapshotsImporter:
-    """Import CoinMarketCap snapshot CSVs from a file or a directory of them."""
+    """Import CoinMarketCap snapshot CSVs from a file or a directory of them.
+
+    Parameters
+    ----------
+    today : the newest snapshot date accepted (default: today, UTC; injectable for tests).
+    """
 
     source: ClassVar[str] = "coinmarketcap"
+
+    def __init__(self, today: dt.date | None = None) -> None:
+        self.today = today
 
     def read(self, path: Path) -> ImportBatch:
         files = list_csv_files(Path(path), ("*snapshot*.csv", "*snapshot*.csv.gz"))
@@ -50,6 +60,8 @@ class CmcSnapshotsImporter:
         raw = read_csv(f, COLUMNS, dtype={"snapshot_date": str, "Symbol": str, "Name": str})
         date = pd.to_datetime(raw["snapshot_date"].str.strip(), format="%Y%m%d", errors="coerce")
         fail_rows(f, date.isna(), "snapshot_date is not YYYYMMDD", raw)
+        today = self.today or utc_today()
+        check_dates(f, date.dt.tz_localize("UTC"), raw, "snapshot_date", "YYYYMMDD", today)
         out = pd.DataFrame({"snapshot_date": date, "source": self.source})
         for src, dst in COLUMNS.items():
             if dst in ("snapshot_date",):

@@ -2,7 +2,9 @@
 
 Format: ``snapped_at,price,market_cap,total_volume``, one file per coin named
 ``<ticker>-usd-max.csv`` (gzip allowed). ``snapped_at`` is a UTC timestamp such as
-``2021-01-01 00:00:00 UTC``.
+``2021-01-01 00:00:00 UTC``; ISO 8601 (``2021-01-01``, ``2021-01-01T00:00:00Z``) is also
+accepted. Any other layout (``01/01/2021``: day or month first?) is an error naming the row,
+never a guess; so is a date after today (UTC).
 
 Date convention (where the data enters Kallos)
 ----------------------------------------------
@@ -14,11 +16,12 @@ calendar date of ``snapped_at`` is used, never a rounded one.
 
 Values: ``price`` must be positive. ``market_cap`` and ``total_volume`` of 0 mean
 "unknown" in this export and are stored as NULL (counted in the import notes);
-negative values are errors.
+negative and non-finite values (``inf``, ``1e400``) are errors.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import ClassVar
 
@@ -26,12 +29,16 @@ import pandas as pd
 
 from kallos.data.categories import default_category, resolve_category
 from kallos.data.sources._files import (
+    ISO_EXAMPLE,
+    check_dates,
     check_duplicate_dates,
     fail_rows,
     list_csv_files,
     numeric,
+    parse_iso_dates,
     read_csv,
     strip_suffix,
+    utc_today,
 )
 from kallos.data.sources.base import COIN_COLUMNS, MARKET_COLUMNS, ImportBatch, concat_batches
 from kallos.exceptions import ImportFormatError
@@ -40,6 +47,8 @@ __all__ = ["CoinGeckoCsvImporter", "coin_id_from_filename"]
 
 REQUIRED = ("snapped_at", "price", "market_cap", "total_volume")
 METADATA_FILE = "coins.csv"
+EXPORT_LAYOUT = "%Y-%m-%d %H:%M:%S UTC"
+EXPECTED_DATES = f"'YYYY-MM-DD HH:MM:SS UTC' (CoinGecko's export) or {ISO_EXAMPLE}"
 
 
 def coin_id_from_filename(path: Path) -> str:
@@ -57,9 +66,16 @@ class CoinGeckoCsvImporter:
     If the directory (or its parent) holds ``coins.csv`` with columns ``coin_id`` and ``category``
     (optionally ``symbol``, ``name``), its categories are used; otherwise coins get
     :func:`kallos.data.categories.default_category`.
+
+    Parameters
+    ----------
+    today : the newest calendar date a row may carry (default: today, UTC; injectable for tests).
     """
 
     source: ClassVar[str] = "coingecko"
+
+    def __init__(self, today: dt.date | None = None) -> None:
+        self.today = today
 
     def read(self, path: Path) -> ImportBatch:
         path = Path(path)
@@ -86,14 +102,12 @@ class CoinGeckoCsvImporter:
         raw = read_csv(f, REQUIRED, dtype={"snapped_at": str})
         if raw.empty:
             raise ImportFormatError(f"{f}: no rows")
-        # The export's own layout first (vectorised); anything else goes through the slow
-        # per-row parser, so an unusual but valid timestamp still imports.
-        snapped = pd.to_datetime(raw["snapped_at"], utc=True, errors="coerce", format="%Y-%m-%d %H:%M:%S UTC")
-        odd = snapped.isna()
+        # The export's own layout, else ISO 8601; nothing is guessed (11/04/2020 is refused).
+        snapped = pd.to_datetime(raw["snapped_at"], utc=True, errors="coerce", format=EXPORT_LAYOUT)
+        odd = snapped.isna() & raw["snapped_at"].notna()
         if odd.any():
-            rest = raw.loc[odd, "snapped_at"]
-            snapped[odd] = pd.to_datetime(rest, utc=True, errors="coerce", format="mixed")
-        fail_rows(f, snapped.isna(), "unparseable snapped_at", raw)
+            snapped[odd] = parse_iso_dates(raw.loc[odd, "snapped_at"])
+        check_dates(f, snapped, raw, "snapped_at", EXPECTED_DATES, self.today or utc_today())
         # Row snapped on day D describes the close of D-1 (see module docstring).
         date = snapped.dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize() - pd.Timedelta(days=1)
         check_duplicate_dates(f, date, raw)
@@ -130,4 +144,6 @@ class CoinGeckoCsvImporter:
             symbol = str(row.get("symbol", symbol))
             name = row.get("name")
         coins = pd.DataFrame([[coin_id, symbol, name, category, self.source]], columns=COIN_COLUMNS)
-        return ImportBatch(market=market, coins=coins, files=(f,), notes=tuple(notes))
+        return ImportBatch(
+            market=market, coins=coins, files=(f,), notes=tuple(notes), origins={(self.source, coin_id): f}
+        )
