@@ -468,6 +468,7 @@ class PeriodDecision:
         between reconstitutions): the holdings drift and ``weights`` is empty.
     is_reconstitution : True when the universe is re-selected at ``date``.
     universe : investable coins at ``date`` (the universe of ``date + 1``'s month with a known close).
+    members : the universe of ``date + 1``'s month, investable or not (a member whose prices ended).
     weights : target weights (index coin ids, only coins with weight > 0; sum 1, or <= 1 with cash).
     decision : the decisions row (``objective_used``, ``solver``, ``fallback``, ``fallback_chain``).
     forecasts : the strategy's forecasts at ``date`` (:func:`kallos.forecast.forecasts_frame` rows).
@@ -480,6 +481,7 @@ class PeriodDecision:
     trades: bool
     is_reconstitution: bool
     universe: list[str]
+    members: list[str]
     weights: pd.Series
     decision: dict
     forecasts: pd.DataFrame = field(repr=False)
@@ -559,6 +561,7 @@ def decide_period(
         trades=trades,
         is_reconstitution=ctx.is_reconstitution,
         universe=list(ctx.universe),
+        members=universe_on(universe, date),
         weights=weights.set_index("coin_id")["weight"].rename("weight"),
         decision=decisions.iloc[0].to_dict() if trades else {},
         forecasts=forecasts[forecasts["as_of"] == date].reset_index(drop=True),

@@ -562,9 +562,9 @@ class Trader:
     def _check_fresh(
         self, panel: MarketPanel, market: pd.DataFrame, decision: PeriodDecision, period: pd.Timestamp
     ) -> None:
-        """Every coin the decision uses has a recent observed close, and its fresh rows pass the checks."""
+        """Every universe member has a recent observed close, and the fresh rows pass the data checks."""
         stale = []
-        for coin in decision.universe:
+        for coin in decision.members:
             seen = [s[coin].last_valid_index() for s in panel.source_close.values() if coin in s]
             last = max((d for d in seen if d is not None), default=None)
             if last is None or (period - last).days > self.trading.stale_days:
@@ -572,8 +572,9 @@ class Trader:
         if stale:
             raise GuardError(
                 "stale_data",
-                f"no recent close for {', '.join(stale)} at {period.date()} (trading.stale_days = "
-                f"{self.trading.stale_days:g}); the panel would carry old prices forward",
+                f"no recent close for universe member(s) {', '.join(stale)} at {period.date()} "
+                f"(trading.stale_days = {self.trading.stale_days:g}): a source stopped, or the coin was "
+                "delisted (then exclude it with quality.known_bad_windows)",
             )
         lo = period - pd.Timedelta(days=self.trading.check_days - 1)
         dates = pd.to_datetime(market["date"])

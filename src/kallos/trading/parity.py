@@ -94,8 +94,10 @@ def shadow_config(account: Account, last: pd.Timestamp) -> StudyConfig:
         "backtest.end": (pd.Timestamp(last) + 2 * DAY).date().isoformat(),
     }
     name, _, objective = account.strategy.partition("/")
+    # Only the traded strategy's forecaster is run (a benchmark needs none).
+    overrides["forecast.forecasters"] = [name] if objective else []
     if objective:
-        overrides |= {"forecast.forecasters": [name], "portfolio.objectives": [objective]}
+        overrides["portfolio.objectives"] = [objective]
     return build_config(apply_overrides(account.config, overrides), f"account {account.account_id!r}")
 
 
