@@ -3,8 +3,8 @@
 ``sandbox`` calls ``exchange.set_sandbox_mode(True)`` (Binance's spot testnet,
 https://testnet.binance.vision); ``live`` is the exchange itself. Keys come from the environment
 only (:data:`KEY_ENV`), live and testnet keys under different names so one can never be used for
-the other. They live in the ccxt object; every message that could carry them is scrubbed, and the
-venue's ``repr`` hides them.
+the other. They live in the ccxt object; every message that could carry them is scrubbed, ccxt's
+debug log of request headers is redacted, and the venue's ``repr`` hides them.
 
 Orders are MARKET orders with ``newClientOrderId`` = Kallos' client order id. A request whose fate
 is unknown (a timeout, a dropped connection, a 5xx, a 429) is never simply resent: the order is
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -109,6 +110,25 @@ def _venue_message(text: str) -> str:
         return text
 
 
+class _Redact(logging.Filter):
+    """Replaces the keys in ccxt's debug records (it logs request headers, the API key among them)."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(s in message for s in self.secrets):
+            for secret in self.secrets:
+                message = message.replace(secret, "***")
+            record.msg, record.args = message, ()
+        return True
+
+
+_CCXT_LOGGER = "ccxt.base.exchange"
+
+
 class _Rejected(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -150,6 +170,8 @@ class BinanceVenue:
         )
         self._sleep = sleep
         self._secrets = [s for s in (api_key, secret) if s]
+        self._redact = _Redact(self._secrets)
+        logging.getLogger(_CCXT_LOGGER).addFilter(self._redact)
         self.exchange = ccxt.binance(
             {
                 "apiKey": api_key,
@@ -182,6 +204,7 @@ class BinanceVenue:
         session = getattr(self.exchange, "session", None)
         if session is not None:
             session.close()
+        logging.getLogger(_CCXT_LOGGER).removeFilter(self._redact)
 
     # ------------------------------------------------------------------ plumbing
     def _clean(self, text: str) -> str:

@@ -4,9 +4,10 @@
 
 1. **Guards before anything.** The kill-switch file stops the cycle; another process holding the
    account's lock refuses this one.
-2. **Reconcile with the venue.** Every order the ledger holds as ``sent`` or ``open`` is looked up
-   at the venue by its client order id and what happened is recorded (fills, final state); an
-   order the venue never received goes back to ``planned`` (the current period) or ``expired``.
+2. **Reconcile with the venue.** Every order the ledger holds as ``sent``, ``open`` or ``planned``
+   is looked up at the venue by its client order id and what happened is recorded (fills, final
+   state); a sent order the venue never received goes back to ``planned`` (the current period) or
+   ``expired``, and so does a planned order of a past period.
    On a real venue the balances must cover the ledger's positions.
 3. **Decide** (once per period): ingest the missing days (``trading.ingest``, waiting up to
    ``trading.data_wait_minutes`` for a source to publish the decision close), build the panel and
@@ -374,16 +375,15 @@ class Trader:
         prices = self._order_prices(pending)
         for o in pending.itertuples(index=False):
             current = pd.Timestamp(o.period).date() == day
-            if o.status == "planned":
-                if not current:
-                    self.ledger.set_order(
-                        o.client_order_id, now, status="expired", reason="its period passed unsent"
-                    )
-                    notes.append(
-                        f"{o.client_order_id}: expired unsent (period {pd.Timestamp(o.period).date()})"
-                    )
+            if o.status == "planned" and not current:
+                self.ledger.set_order(
+                    o.client_order_id, now, status="expired", reason="its period passed unsent"
+                )
+                notes.append(f"{o.client_order_id}: expired unsent (period {pd.Timestamp(o.period).date()})")
                 continue
-            found = self.venue.query(o.client_order_id, o.symbol)
+            found = self.venue.query(o.client_order_id, o.symbol)  # planned ones too: a lost record
+            if found is None and o.status == "planned":
+                continue
             if found is None:
                 if o.status == "sent" and current:
                     self.ledger.set_order(o.client_order_id, now, status="planned")

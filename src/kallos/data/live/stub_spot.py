@@ -20,8 +20,10 @@ an *open* order is refused (-2010 ``Duplicate order sent.``), Binance's rule.
 Faults (``MarketStub.faults`` on the ``bn_order_new`` route): ``timeout_after_accept`` (the order is
 placed and filled, the answer comes ``MarketStub.slow_s`` later: the client times out),
 ``partial`` (half the quantity fills and the order stays open, ``PARTIALLY_FILLED``),
-``reject_min_notional`` (refused with ``Filter failure: NOTIONAL`` whatever the filters say) and the
-stub's generic ``429`` (with ``Retry-After``) and ``500``.
+``reject_min_notional`` (refused with ``Filter failure: NOTIONAL`` whatever the filters say),
+``duplicate`` (the venue already holds this id: an earlier attempt whose answer was lost placed it,
+half filled and resting, and this request is refused with ``Duplicate order sent.``) and the stub's
+generic ``429`` (with ``Retry-After``) and ``500``.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ class SpotMarket:
     min_qty: float = 1e-5
     max_qty: float = 9e6
     min_notional: float = 5.0
-    tick: float = 0.01
+    tick: float = 1e-4
 
 
 def _fmt(x: float) -> str:
@@ -270,14 +272,17 @@ class SpotExchange:
 
     def _fill(self, order: dict[str, Any], m: SpotMarket, qty: float, now: int) -> None:
         buy = order["side"] == "BUY"
-        price = m.price * (1 + (1 if buy else -1) * self.slippage_bps / 1e4)
+        # On the price tick and in 8 decimals, as Binance reports them; balances move by those numbers.
+        price = round(
+            round(m.price * (1 + (1 if buy else -1) * self.slippage_bps / 1e4) / m.tick) * m.tick, 8
+        )
         quote_qty = qty * price
         if buy:
-            commission, asset = qty * self.fee_rate, m.base
+            commission, asset = round(qty * self.fee_rate, 8), m.base
             self.balances[m.quote] = self.balances.get(m.quote, 0.0) - quote_qty
             self.balances[m.base] = self.balances.get(m.base, 0.0) + qty - commission
         else:
-            commission, asset = quote_qty * self.fee_rate, m.quote
+            commission, asset = round(quote_qty * self.fee_rate, 8), m.quote
             self.balances[m.base] = self.balances.get(m.base, 0.0) - qty
             self.balances[m.quote] = self.balances.get(m.quote, 0.0) + quote_qty - commission
         trade = {
@@ -300,6 +305,8 @@ class SpotExchange:
         if params.get("type") != "MARKET" or side not in ("BUY", "SELL"):
             raise SpotRefusal(400, -1116, "Invalid orderType.")
         cid = params.get("newClientOrderId") or f"stub-{len(self.orders) + 1}"
+        if fault == "duplicate":
+            self._place(pair, side, float(params.get("quantity", "0")), cid, 0.5)
         if any(o["clientOrderId"] == cid and o["status"] in ("NEW", "PARTIALLY_FILLED") for o in self.orders):
             raise SpotRefusal(400, -2010, "Duplicate order sent.")
         qty = float(params.get("quantity", "0"))
