@@ -30,7 +30,9 @@ def test_26_week_replay_equals_the_backtest(real_store, tmp_path):
     )
     last = FIRST + pd.Timedelta(weeks=WEEKS)
     periods = account_periods(FIRST, last, config.backtest)
-    assert periods[0] == FIRST and periods[-1] == last and len(periods) == WEEKS + 1 + 4  # + month ends not on a Sunday
+    assert (
+        periods[0] == FIRST and periods[-1] == last and len(periods) == WEEKS + 1 + 4
+    )  # + month ends not on a Sunday
     market = real_store.read_market_data()
     snapshots = real_store.read_table(schema.market_cap_snapshots)
     store = Store(f"sqlite:///{tmp_path / 'kallos.db'}")

@@ -150,12 +150,15 @@ def render_trade_report(p: Parity) -> str:
     missed = int((p.periods["status"] == "missed").sum())
     deviations = int((p.orders["explanation"] != "as the backtest").sum()) if len(p.orders) else 0
     if a.mode == "paper":
-        agree = bool(np.isfinite(diff) and diff < PARITY_TOLERANCE and missed == 0)
-        verdict = (
-            f"<span class='ok'>the paper account equals the backtest to {PARITY_TOLERANCE:g} {a.quote}</span>"
-            if agree
-            else f"<span class='bad'>the paper account is {diff:.3g} {a.quote} off the backtest</span>"
-        )
+        if missed:
+            verdict = (
+                "<span class='bad'>the account skipped rebalances the backtest made: not comparable</span>"
+            )
+        elif np.isfinite(diff) and diff < PARITY_TOLERANCE:
+            verdict = "<span class='ok'>the paper account equals the backtest to "
+            verdict += f"{PARITY_TOLERANCE:g} {a.quote}</span>"
+        else:
+            verdict = f"<span class='bad'>the paper account is {diff:.3g} {a.quote} off the backtest</span>"
     else:
         verdict = f"{deviations} order(s) deviate from the backtest's trades; each is explained below"
     first, last = p.periods["period"].min(), p.periods["period"].max()
