@@ -10,7 +10,7 @@ import pytest
 from kallos.data import schema
 from kallos.data.locks import store_lock
 from kallos.pipeline.study import decide
-from kallos.trading import Ledger, TradingError
+from kallos.trading import Ledger, TradingError, cycle_at
 from kallos.trading.parity import compute_parity, shadow_config
 
 from .conftest import PERIODS, Clock, paper_trader, small_config
@@ -177,3 +177,40 @@ def test_market_cap_holds_between_reconstitutions(small_store, tmp_path):
     assert statuses == ["done", "held", "done", "held", "held"]
     parity = compute_parity(small_store, "paper")
     assert parity.max_abs_difference < 1e-9
+
+
+def test_cycle_ingests_the_missing_days_waiting_for_coingecko(small_store, tmp_path, data_dir):
+    """The store ends two days before the close; the cycle waits for CoinGecko's 00:40 publication,
+    ingests both sources from the stub, then trades."""
+    from kallos.data.live import BinanceClient, CoinGeckoClient, RetryPolicy
+    from kallos.data.live.stub import MarketStub
+
+    period = PERIODS[-1]  # 2026-01-11
+    with small_store.engine.begin() as conn:
+        t = schema.daily_market_data
+        conn.execute(t.delete().where(t.c.date > dt.date(2026, 1, 9)))
+    ids = {"btc": "bitcoin", "eth": "ethereum", "xrp": "ripple", "bnb": "binancecoin", "sol": "solana"}
+    raw = {}
+    for coin, api_id in ids.items():
+        frame = pd.read_csv(data_dir / "coingecko_daily_top50" / "original" / f"{coin}-usd-max.csv.gz")
+        frame["stamp"] = pd.to_datetime(frame["snapped_at"], utc=True)
+        raw[api_id] = frame[frame["stamp"] >= pd.Timestamp("2026-01-01", tz="UTC")].reset_index(drop=True)
+    policy = RetryPolicy(calls_per_minute=0, timeout_s=2, max_attempts=2, backoff_initial_s=0.01)
+    clock = Clock(period)  # 00:30 UTC: CoinGecko publishes the close at about 00:35
+
+    def sleep(seconds: float) -> None:
+        clock.now += dt.timedelta(seconds=seconds)
+
+    with MarketStub(coingecko=raw) as stub:
+        clients = {
+            "coingecko": CoinGeckoClient(base_url=stub.coingecko_url, policy=policy, sleep=sleep),
+            "binance": BinanceClient(base_url=stub.url, policy=policy, sleep=sleep),
+        }
+        config = small_config(**{"trading.ingest": ["coingecko", "binance"]})
+        trader = paper_trader(small_store, tmp_path, config, clock=clock, sleep=sleep, ingest_clients=clients)
+        result = trader.run()
+    assert result.status == "done" and result.period == period
+    assert clock.now >= cycle_at(period, "00:40")  # it waited for the publication
+    assert any(n.startswith("coingecko: 10 rows") for n in result.notes), result.notes  # 2 days x 5 coins
+    assert any(n.startswith("binance:") for n in result.notes)
+    assert pd.Timestamp(small_store.coverage().query("source == 'coingecko'")["last"].max()) == period
