@@ -13,18 +13,20 @@ from kallos.pipeline.study import decide
 from kallos.trading import Ledger, TradingError, cycle_at
 from kallos.trading.parity import compute_parity, shadow_config
 
-from .conftest import PERIODS, Clock, paper_trader, small_config
+from .conftest import PERIODS, Clock, copy_store, paper_trader, small_config
 
 
-@pytest.fixture
-def traded(small_store, tmp_path):
-    """The five small periods traded in paper mode, each run twice."""
+@pytest.fixture(scope="module")
+def traded(small_db, tmp_path_factory):
+    """The five small periods traded in paper mode, each run twice (read-only for the tests)."""
+    tmp = tmp_path_factory.mktemp("traded")
+    store = copy_store(small_db, tmp)
     results = []
     for period in PERIODS:
-        first = paper_trader(small_store, tmp_path).run(as_of=period)
-        again = paper_trader(small_store, tmp_path).run(as_of=period)
+        first = paper_trader(store, tmp).run(as_of=period)
+        again = paper_trader(store, tmp).run(as_of=period)
         results.append((first, again))
-    return small_store, results
+    return store, results
 
 
 def test_each_period_trades_once_and_a_rerun_sends_nothing(traded):
