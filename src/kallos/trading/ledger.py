@@ -244,7 +244,7 @@ class Ledger:
         ``first_period``.
         """
         day = _day(period)
-        nav_value = plan.nav if plan is not None else None
+        nav_value = plan.nav if plan is not None else float(decision["nav"])
 
         def work(conn: Connection) -> None:
             t = schema.cycles

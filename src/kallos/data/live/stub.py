@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pandas as pd
 
-from kallos.data.live.stub_spot import SIGNED, SPOT_ROUTES, SpotExchange, SpotRefusal
+from kallos.data.live.stub_spot import SIGNED, SPOT_ROUTES, SpotExchange, SpotRefusal, symbol_info
 
 __all__ = ["MarketStub", "StubRequest"]
 
@@ -252,26 +252,7 @@ class MarketStub:
 
     # ------------------------------------------------------------------ Binance
     def _bn_exchange_info(self, h: BaseHTTPRequestHandler, path: str, params: dict, fault: str | None) -> Any:
-        symbols = []
-        for pair in self.binance:
-            base, quote = pair[:-4], pair[-4:]
-            symbols.append(
-                {
-                    "symbol": pair,
-                    "status": "TRADING",
-                    "baseAsset": base,
-                    "baseAssetPrecision": 8,
-                    "quoteAsset": quote,
-                    "quotePrecision": 8,
-                    "quoteAssetPrecision": 8,
-                    "orderTypes": ["LIMIT", "MARKET"],
-                    "isSpotTradingAllowed": True,
-                    "isMarginTradingAllowed": False,
-                    "permissions": ["SPOT"],
-                    "permissionSets": [["SPOT"]],
-                    "filters": [],
-                }
-            )
+        symbols = [symbol_info(pair, pair[:-4], pair[-4:], []) for pair in self.binance]
         if self.spot is not None:
             traded = self.spot.symbols()
             names = {t["symbol"] for t in traded}

@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SPOT_ROUTES", "SpotExchange", "SpotMarket", "SpotRefusal"]
+__all__ = ["SPOT_ROUTES", "SpotExchange", "SpotMarket", "SpotRefusal", "symbol_info"]
 
 SPOT_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v3/ticker/24hr"): "bn_ticker",
@@ -75,6 +75,25 @@ class SpotMarket:
 
 def _fmt(x: float) -> str:
     return f"{x:.8f}"
+
+
+def symbol_info(pair: str, base: str, quote: str, filters: list[dict[str, Any]]) -> dict[str, Any]:
+    """One spot symbol of Binance's ``exchangeInfo`` (the fields ccxt reads)."""
+    return {
+        "symbol": pair,
+        "status": "TRADING",
+        "baseAsset": base,
+        "baseAssetPrecision": 8,
+        "quoteAsset": quote,
+        "quotePrecision": 8,
+        "quoteAssetPrecision": 8,
+        "orderTypes": ["LIMIT", "MARKET"],
+        "isSpotTradingAllowed": True,
+        "isMarginTradingAllowed": False,
+        "permissions": ["SPOT"],
+        "permissionSets": [["SPOT"]],
+        "filters": filters,
+    }
 
 
 def _filters(m: SpotMarket) -> list[dict[str, Any]]:
@@ -171,26 +190,7 @@ class SpotExchange:
     # ------------------------------------------------------------------ endpoints
     def symbols(self) -> list[dict[str, Any]]:
         """``exchangeInfo`` entries of the traded pairs, with their filters."""
-        out = []
-        for pair, m in self.markets.items():
-            out.append(
-                {
-                    "symbol": pair,
-                    "status": "TRADING",
-                    "baseAsset": m.base,
-                    "baseAssetPrecision": 8,
-                    "quoteAsset": m.quote,
-                    "quotePrecision": 8,
-                    "quoteAssetPrecision": 8,
-                    "orderTypes": ["LIMIT", "MARKET"],
-                    "isSpotTradingAllowed": True,
-                    "isMarginTradingAllowed": False,
-                    "permissions": ["SPOT"],
-                    "permissionSets": [["SPOT"]],
-                    "filters": _filters(m),
-                }
-            )
-        return out
+        return [symbol_info(pair, m.base, m.quote, _filters(m)) for pair, m in self.markets.items()]
 
     def handle(self, route: str, params: dict[str, str], fault: str | None) -> Any:
         """Answer one request of ``route`` (a value of :data:`SPOT_ROUTES`).
