@@ -201,6 +201,7 @@ class BinanceVenue:
         return f"BinanceVenue(mode={self.mode!r}, base_url={self.base_url!r}, api_key='***')"
 
     def close(self) -> None:
+        """Close the HTTP session and stop redacting this venue's keys from ccxt's log."""
         session = getattr(self.exchange, "session", None)
         if session is not None:
             session.close()
@@ -249,6 +250,7 @@ class BinanceVenue:
         return {s: MarketRules.from_ccxt(markets[s]) for s in symbols if s in markets}
 
     def prices(self, symbols: Iterable[str]) -> dict[str, float]:
+        """Last traded price per symbol (``fetch_ticker``)."""
         out = {}
         for s in symbols:
             ticker = self._retrying(f"binance ticker {s}", lambda s=s: self.exchange.fetch_ticker(s))
@@ -257,6 +259,7 @@ class BinanceVenue:
         return out
 
     def balances(self) -> dict[str, float]:
+        """Total (free + locked) per asset (``fetch_balance``)."""
         balance = self._retrying("binance balances", self.exchange.fetch_balance)
         return {asset: float(v or 0.0) for asset, v in (balance.get("total") or {}).items()}
 

@@ -75,6 +75,7 @@ class Ledger:
 
     # ------------------------------------------------------------------ accounts
     def account(self, account_id: str) -> Account | None:
+        """The account row, or None if no account has that id."""
         t = schema.accounts
         with self.engine.connect() as conn:
             row = conn.execute(select(t).where(t.c.account_id == account_id)).mappings().first()
@@ -95,6 +96,7 @@ class Ledger:
         )
 
     def accounts(self) -> list[str]:
+        """Ids of every account in the store, sorted."""
         with self.engine.connect() as conn:
             return sorted(r[0] for r in conn.execute(select(schema.accounts.c.account_id)))
 
@@ -145,6 +147,7 @@ class Ledger:
             return {a: float(q) for a, q in rows if q != 0}
 
     def cycle(self, account_id: str, period: pd.Timestamp) -> dict[str, Any] | None:
+        """The cycle row of one period (a dict of its columns), or None before it ran."""
         t = schema.cycles
         with self.engine.connect() as conn:
             row = conn.execute(
@@ -154,6 +157,7 @@ class Ledger:
         return dict(first) if first is not None else None
 
     def cycles(self, account_id: str) -> pd.DataFrame:
+        """Every cycle of the account, oldest period first."""
         return self._frame(schema.cycles, schema.cycles.c.account_id == account_id).sort_values(
             "period", ignore_index=True
         )
@@ -161,6 +165,7 @@ class Ledger:
     def orders(
         self, account_id: str, period: pd.Timestamp | None = None, statuses: Iterable[str] | None = None
     ) -> pd.DataFrame:
+        """Orders of the account (of one period, in some states), by period, sells first, by coin."""
         t = schema.orders
         conds = [t.c.account_id == account_id]
         if period is not None:
@@ -173,10 +178,12 @@ class Ledger:
         )
 
     def fills(self, account_id: str) -> pd.DataFrame:
+        """Every fill of the account, in trade order."""
         frame = self._frame(schema.fills, schema.fills.c.account_id == account_id)
         return frame.sort_values(["traded_at", "fill_id"], ignore_index=True)
 
     def nav(self, account_id: str) -> pd.DataFrame:
+        """The account's marks (one per cycle), oldest first."""
         return self._frame(schema.nav, schema.nav.c.account_id == account_id).sort_values(
             "date", ignore_index=True
         )

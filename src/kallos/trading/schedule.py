@@ -49,6 +49,7 @@ class CronEntry:
     comment: str
 
     def line(self) -> str:
+        """The crontab line."""
         return f"{self.minute} {self.hour} {self.day} * {self.day_of_week} {self.command}"
 
     def trigger(self) -> OrTrigger:

@@ -127,6 +127,7 @@ class OrderPlan:
 
     @property
     def planned(self) -> list[PlannedOrder]:
+        """The orders to send (skipped ones left out)."""
         return [o for o in self.orders if o.status == "planned"]
 
 

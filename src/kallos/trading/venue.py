@@ -69,6 +69,7 @@ class VenueOrder:
 
     @property
     def terminal(self) -> bool:
+        """Nothing more can fill."""
         return self.status in TERMINAL
 
 
@@ -79,19 +80,33 @@ class Venue(Protocol):
     #: whether the venue's balances can be compared with the ledger (False for paper).
     has_balances: bool
 
-    def rules(self, symbols: Iterable[str]) -> dict[str, MarketRules]: ...
+    def rules(self, symbols: Iterable[str]) -> dict[str, MarketRules]:
+        """Order rules of each listed symbol (a symbol the venue lacks is left out)."""
+        ...
 
-    def prices(self, symbols: Iterable[str]) -> dict[str, float]: ...
+    def prices(self, symbols: Iterable[str]) -> dict[str, float]:
+        """Last traded price per symbol (quote per base unit)."""
+        ...
 
-    def balances(self) -> dict[str, float]: ...
+    def balances(self) -> dict[str, float]:
+        """Asset (upper case) -> amount held at the venue."""
+        ...
 
-    def place(self, request: OrderRequest) -> VenueOrder: ...
+    def place(self, request: OrderRequest) -> VenueOrder:
+        """Send a market order; never twice under one client order id."""
+        ...
 
-    def query(self, client_order_id: str, symbol: str) -> VenueOrder | None: ...
+    def query(self, client_order_id: str, symbol: str) -> VenueOrder | None:
+        """The order with this client order id, or None if the venue never received it."""
+        ...
 
-    def cancel(self, order: VenueOrder, symbol: str) -> VenueOrder: ...
+    def cancel(self, order: VenueOrder, symbol: str) -> VenueOrder:
+        """Cancel what is left of an open order; its final state."""
+        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release connections."""
+        ...
 
 
 def close_time(period: pd.Timestamp) -> dt.datetime:
@@ -121,6 +136,7 @@ class PaperVenue:
         return f"PaperVenue(cost_rate={self.cost_rate:g}, slippage={self.slippage:g})"
 
     def rules(self, symbols: Iterable[str]) -> dict[str, MarketRules]:
+        """Any quantity of any symbol (the backtest's trades exactly)."""
         return {s: UNCONSTRAINED for s in symbols}
 
     def prices(self, symbols: Iterable[str]) -> dict[str, float]:
@@ -128,6 +144,7 @@ class PaperVenue:
         return {}
 
     def balances(self) -> dict[str, float]:
+        """None to compare: the ledger is the paper account (``has_balances`` is False)."""
         return {}
 
     def place(self, request: OrderRequest) -> VenueOrder:
@@ -148,12 +165,15 @@ class PaperVenue:
         )
 
     def query(self, client_order_id: str, symbol: str) -> VenueOrder | None:
+        """Nothing: a paper order not recorded as filled is sent (and filled) again, identically."""
         return None
 
     def cancel(self, order: VenueOrder, symbol: str) -> VenueOrder:
+        """Paper orders never stay open: nothing to cancel."""
         return order
 
     def close(self) -> None:
+        """Nothing to release."""
         return None
 
 
