@@ -6,10 +6,10 @@
     compilation is excluded by a warm-up call on the same shapes. The difference with vectorbt's
     default ``min_size`` (1e-8 shares, which rejects tiny rebalancing orders that we trade) is
     printed too.
-(b) re-solving max_sharpe with ``MeanVariance.fit`` (the direct CLARABEL path: problem assembled
-    once, data updated in place) vs building a fresh PyPortfolioOpt ``EfficientFrontier`` per
-    rebalance (n = 20), at its default solver tolerances and at ours (1e-10, so that the weights
-    are determined to ~1e-8): max |Δw| and speed ratio against each.
+(b) re-solving max_sharpe with ``MeanVariance.fit`` (the direct CLARABEL path: problem pattern
+    assembled once, a fresh solver on the new data) vs building a fresh PyPortfolioOpt
+    ``EfficientFrontier`` per rebalance (n = 20), at its default solver tolerances and at ours
+    (1e-10, so that the weights are determined to ~1e-8): max |Δw| and speed ratio against each.
 (c) the cardinality-constrained (mixed-integer, SCIP) problem at n = 50 with a binding
     ``min_names`` and ``min_weight_held`` 0.02: seconds per solve. SCIP stops at the optimiser's
     ``mip_time_limit`` (10 s), so a 10 s figure means "limit reached, best portfolio used".

@@ -108,3 +108,27 @@ def test_study_file_that_is_not_utf8_is_a_config_error(tmp_path):
     f.write_bytes("seed = 7\n# caf\xe9\n[universe]\ntop_n = 4\n".encode("latin-1"))
     with pytest.raises(ConfigError, match=r"study\.toml, line 2: not UTF-8 text; save the file as UTF-8"):
         load_config(f)
+
+
+def test_trading_section_is_validated_and_left_out_of_the_study_hash(tmp_path):
+    f = tmp_path / "study.toml"
+    f.write_text('[trading]\nstrategy = "historical_mean/max_sharpe"\nmax_turnover = 0.8\n')
+    c = load_config(f)
+    assert (c.trading.strategy, c.trading.max_turnover, c.trading.mode_account("paper")) == (
+        "historical_mean/max_sharpe",
+        0.8,
+        "paper",
+    )
+    # Trading settings do not change what the study computes, so they do not name a study run.
+    assert c.config_hash() == load_config(None).config_hash()
+    assert c.config_hash() != load_config(None, {"backtest.rebalance_day": "SAT"}).config_hash()
+    for overrides, message in (
+        ({"trading.strategy": "gru/maximise"}, "trading.strategy='gru/maximise'"),
+        ({"trading.max_findings": {"gaps": 1}}, "trading.max_findings: unknown rule"),
+        ({"trading.execute_time": "00:10"}, "must be later than trading.cycle_time=00:30"),
+        ({"trading.cycle_time": "25:00"}, "trading.cycle_time"),
+        ({"trading.account": "my account"}, "trading.account"),
+        ({"trading.kill_swich": "x"}, "trading.kill_swich: unknown key"),
+    ):
+        with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+            load_config(None, overrides)

@@ -42,6 +42,7 @@ __all__ = [
     "QualityConfig",
     "RecurrentConfig",
     "StudyConfig",
+    "TradingConfig",
     "TuningConfig",
     "UniverseConfig",
     "apply_overrides",
@@ -219,6 +220,9 @@ class BacktestConfig(_Strict):
     start: dt.date = dt.date(2022, 1, 1)
     end: dt.date = dt.date(2024, 12, 31)
     rebalance: Literal["weekly", "monthly"] = "weekly"
+    rebalance_day: Literal["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"] = Field(
+        "SUN", description="weekday whose close is a weekly decision (month ends always are)"
+    )
     cost_bps: float = Field(10.0, ge=0, description="per side, on traded notional")
     slippage_bps: float = Field(0.0, ge=0, description="per side, on traded notional, charged like cost_bps")
     cash_rate: float = Field(0.0, description="annual simple return of cash (portfolio.allow_cash)")
@@ -288,6 +292,81 @@ class EvaluationConfig(_Strict):
         return self
 
 
+_HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
+class TradingConfig(_Strict):
+    """The trading cycle (``kallos trade``): one variant of the study traded on an account.
+
+    The cycle takes the study's decisions (universe, forecasts, optimiser, fallbacks, costs)
+    for ``strategy`` at each decision close of the backtest calendar and trades them; see
+    :mod:`kallos.trading`. Every limit refuses the cycle with a message naming its key.
+    """
+
+    strategy: str = Field(
+        "gru/max_sharpe",
+        description="variant key traded: <forecaster>/<objective>, market_cap or equal_weight",
+    )
+    account: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_-]{1,32}$",
+        description="account name in the store; None = the mode's name (paper, sandbox, live)",
+    )
+    venue: Literal["binance"] = "binance"
+    quote: str = Field("USDT", pattern=r"^[A-Z0-9]{2,10}$", description="quote asset of the pairs (BTC/USDT)")
+    initial_cash: float = Field(
+        10_000.0,
+        gt=0,
+        description="quote a paper account starts with (sandbox, live: the capital allocated)",
+    )
+    max_order_notional: float = Field(25_000.0, gt=0, description="largest order, quote currency")
+    max_turnover: float = Field(
+        1.5, gt=0, le=2, description="largest sum |traded notional| / account value of one cycle (one-way)"
+    )
+    price_band: float = Field(
+        0.05, gt=0, lt=1, description="refuse when a venue price is off the decision close by more than this"
+    )
+    stale_days: float = Field(2.0, gt=0, description="refuse when a close the cycle needs is older than this")
+    kill_switch: str = Field(
+        "KILL", description="file that stops every cycle while it exists (relative paths: under --out)"
+    )
+    ingest: tuple[Literal["binance", "coingecko"], ...] = Field(
+        ("binance", "coingecko"), description="live sources whose missing days a cycle ingests first"
+    )
+    data_wait_minutes: float = Field(
+        30.0, ge=0, description="how long a cycle waits for a source to publish the decision close"
+    )
+    check_days: int = Field(35, ge=7, description="days of fresh rows the data check looks at before trading")
+    max_findings: dict[str, int] = Field(
+        default_factory=lambda: {"return_cap": 0},
+        description="data-check rule -> findings allowed in the checked window (see kallos data check)",
+    )
+    fill_timeout_s: float = Field(
+        30.0, ge=0, description="seconds an accepted order may stay open before the rest is cancelled"
+    )
+    cycle_time: str = Field(
+        "00:30", pattern=_HHMM, description="UTC time of day the cycle runs after a decision close"
+    )
+    execute_time: str | None = Field(
+        None,
+        pattern=_HHMM,
+        description="UTC time the orders go out when deciding and trading are split (None = right away)",
+    )
+
+    def mode_account(self, mode: str) -> str:
+        """The account traded in ``mode``: ``account`` if set, else the mode's name."""
+        return self.account or mode
+
+    @model_validator(mode="after")
+    def _times(self) -> TradingConfig:
+        if self.execute_time is not None and self.execute_time <= self.cycle_time:
+            raise ValueError(
+                f"trading.execute_time={self.execute_time} must be later than "
+                f"trading.cycle_time={self.cycle_time}"
+            )
+        return self
+
+
 class StudyConfig(_Strict):
     """The whole study. Defaults are the study described in the README."""
 
@@ -300,6 +379,7 @@ class StudyConfig(_Strict):
     portfolio: PortfolioConfig = PortfolioConfig()
     backtest: BacktestConfig = BacktestConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    trading: TradingConfig = TradingConfig()
 
     @model_validator(mode="after")
     def _feasible(self) -> StudyConfig:
@@ -327,6 +407,19 @@ class StudyConfig(_Strict):
             raise ValueError(f"universe.benchmark_max_weight={u.benchmark_max_weight} x top_n={u.top_n} < 1")
         if self.forecast.train_start >= self.backtest.start:
             raise ValueError("forecast.train_start must precede backtest.start")
+        name, _, objective = self.trading.strategy.partition("/")
+        if self.trading.strategy not in ("market_cap", "equal_weight") and (
+            name not in FORECASTERS or objective not in OBJECTIVES
+        ):
+            raise ValueError(
+                f"trading.strategy={self.trading.strategy!r}: expected <forecaster>/<objective> "
+                f"(forecasters {sorted(FORECASTERS)}, objectives {sorted(OBJECTIVES)}), "
+                "market_cap or equal_weight"
+            )
+        from kallos.data.check import CHECKS
+
+        if unknown := [r for r in self.trading.max_findings if r not in CHECKS]:
+            raise ValueError(f"trading.max_findings: unknown rule(s) {unknown}; choose from {list(CHECKS)}")
         return self
 
     @property
@@ -335,8 +428,13 @@ class StudyConfig(_Strict):
         return math.ceil(1 / self.portfolio.max_weight - 1e-12)
 
     def config_hash(self) -> str:
-        """Short, stable hash of every setting (12 hex characters)."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """Short, stable hash of every setting of the study (12 hex characters).
+
+        The ``[trading]`` section is left out: it changes how a strategy is traded, not what
+        the study computes.
+        """
+        settings = self.model_dump(mode="json", exclude={"trading"})
+        blob = json.dumps(settings, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

@@ -19,6 +19,8 @@ from kallos.exceptions import StoreError
 from kallos.features import FEATURE_NAMES
 
 KALLOS_TABLES = set(s.metadata.tables)
+TRADING_TABLES = {t.name for t in s.TRADING_TABLES}
+REVISION_0002 = {"model_registry", "daily_technical_indicators"}
 
 
 def _tables(store: Store) -> set[str]:
@@ -59,16 +61,14 @@ def _drift(store: Store) -> list:
 def test_upgrade_empty_database_creates_every_table(backend_url):
     store = Store(*backend_url, migrate=False)
     assert store.current_revision() is None
-    assert store.migrate() == migrations.head_revision() == "0002"
+    assert store.migrate() == migrations.head_revision() == "0003"
     assert _tables(store) == KALLOS_TABLES | {VERSION_TABLE}
     store.dispose()
 
 
 def test_upgrade_from_0001_keeps_rows_and_fills_ingested_at(backend_url):
     store = _at_revision(backend_url, "0001")
-    assert _tables(store) == KALLOS_TABLES - {"model_registry", "daily_technical_indicators"} | {
-        VERSION_TABLE
-    }
+    assert _tables(store) == KALLOS_TABLES - REVISION_0002 - TRADING_TABLES | {VERSION_TABLE}
     assert "ingested_at" not in _columns(store, "daily_market_data")
     _insert_landed_rows(store)
     store.dispose()
@@ -79,6 +79,25 @@ def test_upgrade_from_0001_keeps_rows_and_fills_ingested_at(backend_url):
     assert market[["coin_id", "close"]].values.tolist() == [["btc", 100.5], ["eth", 2.25]]
     assert market["ingested_at"].notna().all()
     assert store.read_coins()["name"].tolist() == ["Bitcoin"]
+    store.dispose()
+
+
+def test_0003_adds_the_trading_ledger_and_downgrades_to_0002(backend_url):
+    """0002 -> 0003 keeps every row and adds the ledger; 0003 -> 0002 drops the ledger only."""
+    store = _at_revision(backend_url, "0002")
+    assert not TRADING_TABLES & _tables(store)
+    _insert_landed_rows(store)
+    store.dispose()
+    store = Store(*backend_url)
+    assert store.current_revision() == "0003" and TRADING_TABLES <= _tables(store)
+    assert store.count(s.daily_market_data) == 2
+    assert {"client_order_id", "run_id", "period", "target_weight"} <= _columns(store, "orders")
+    now = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    row = {"account_id": "paper", "asset": "USDT", "quantity": 1.5, "updated_at": now}
+    store.upsert(s.positions, pd.DataFrame([row]))
+    assert _drift(store) == []
+    store.downgrade("0002")
+    assert not TRADING_TABLES & _tables(store) and store.count(s.daily_market_data) == 2
     store.dispose()
 
 
@@ -94,7 +113,7 @@ def test_downgrade_upgrade_round_trip(backend_url):
         migrations.downgrade(conn, "0001", store.schema_name)
     assert store.current_revision() == "0001"
     assert "ingested_at" not in _columns(store, "daily_market_data")
-    assert not {"model_registry", "daily_technical_indicators"} & _tables(store)
+    assert not (REVISION_0002 | TRADING_TABLES) & _tables(store)
     with store.engine.begin() as conn:
         assert conn.execute(text("SELECT close FROM daily_market_data")).scalar_one() == 7.0
         migrations.downgrade(conn, "base", store.schema_name)

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kallos import __version__
-from kallos.cli import data_cmd, db_cmd, forecast_cmds, ingest_cmd
+from kallos.cli import data_cmd, db_cmd, forecast_cmds, ingest_cmd, trade_cmd
 from kallos.cli.common import DataDirOpt, DbOpt, OutOpt, console, fail, no_leftovers, parse_set
 from kallos.cli.progress import RichProgress
 from kallos.config import load_config
@@ -196,7 +196,7 @@ def _summary(outcome) -> None:
     out.print(f"Finished in {outcome.wall_seconds:.0f} s. Report: [bold]{outcome.run_dir / 'report.html'}[/]")
 
 
-for _module in (ingest_cmd, db_cmd, data_cmd, forecast_cmds):
+for _module in (ingest_cmd, db_cmd, data_cmd, forecast_cmds, trade_cmd):
     _module.register(app)
 
 

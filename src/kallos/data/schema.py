@@ -3,7 +3,8 @@
 Databases are created and upgraded by the Alembic revisions in :mod:`kallos.data.migrations`;
 this metadata is the model those revisions must reproduce (a test compares them). A change here
 needs a new revision. ``kallos.features.store`` adds ``daily_technical_indicators`` to
-:data:`metadata`.
+:data:`metadata`. The trading ledger (``accounts``, ``cycles``, ``orders``, ``fills``,
+``positions``, ``nav``; revision 0003) is written by :mod:`kallos.trading`.
 
 Dates are stored as SQL ``DATE`` and mean UTC calendar days stamped at that day's close.
 Money is USD (USDT for Binance), prices per coin, market caps and volumes in USD.
@@ -195,5 +196,108 @@ Index(
     model_registry.c.config_hash,
     model_registry.c.data_hash,
 )
+
+# ---------------------------------------------------------------- trading ledger (revision 0003)
+# Quantities are in base units of the coin, prices and money in the account's quote currency
+# (USDT); dates are decision closes. An account's cash is its position in the quote asset.
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("account_id", String(64), primary_key=True, doc="name, e.g. paper"),
+    Column("uid", String(16), nullable=False, doc="random id in every client order id of the account"),
+    Column("mode", String(16), nullable=False, doc="paper, sandbox or live"),
+    Column("venue", String(32), nullable=False, doc="binance"),
+    Column("quote", String(16), nullable=False, doc="quote asset, e.g. USDT"),
+    Column("strategy", String(64), nullable=False, doc="variant key traded, e.g. gru/max_sharpe"),
+    Column("first_period", Date, doc="first decision traded (the shadow backtest starts the day after)"),
+    Column("initial_cash", Float, nullable=False),
+    Column("config", JSON, nullable=False, doc="the study config (with [trading]) the account trades"),
+    Column("config_hash", String(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+cycles = Table(
+    "cycles",
+    metadata,
+    Column("account_id", String(64), primary_key=True),
+    Column("period", Date, primary_key=True, doc="decision close the cycle trades"),
+    Column("run_id", String(64), nullable=False, doc="id of the decision (kept when the cycle is rerun)"),
+    Column("status", String(16), nullable=False, doc="decided, done, held, refused or failed"),
+    Column("guard", String(32), doc="the guard that refused the cycle, if one did"),
+    Column("message", Text),
+    Column("decision", JSON, doc="objective used, solver, fallback chain, universe, forecasts"),
+    Column("nav", Float, doc="account value at the reference prices before trading"),
+    Column("cost", Float, doc="planned cost as a fraction of nav (the backtest's c)"),
+    Column("turnover", Float, doc="planned sum |traded notional| / nav"),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("client_order_id", String(40), primary_key=True, doc="derived from (account, period, coin)"),
+    Column("account_id", String(64), nullable=False),
+    Column("period", Date, nullable=False, doc="rebalance date (decision close) that caused the order"),
+    Column("run_id", String(64), nullable=False, doc="the decision run (cycles.run_id)"),
+    Column("coin_id", String(64), nullable=False),
+    Column("symbol", String(32), nullable=False, doc="venue pair, e.g. BTC/USDT"),
+    Column("side", String(4), nullable=False, doc="buy or sell"),
+    Column("target_weight", Float, nullable=False, doc="the decision's weight of the coin"),
+    Column("reference_price", Float, nullable=False, doc="price the backtest assumes (decision close)"),
+    Column("ideal_quantity", Float, nullable=False, doc="quantity before exchange rounding"),
+    Column("quantity", Float, nullable=False, doc="quantity sent (rounded to the lot step)"),
+    Column("status", String(20), nullable=False, doc="planned, skipped, sent, open, filled, canceled, ..."),
+    Column("reason", Text, doc="why skipped, rejected, cancelled or resized"),
+    Column("venue_order_id", String(64)),
+    Column("filled_quantity", Float, nullable=False),
+    Column("average_price", Float),
+    Column("fee_quote", Float, nullable=False, doc="fees paid, valued in the quote currency"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_orders_account_period", orders.c.account_id, orders.c.period)
+
+fills = Table(
+    "fills",
+    metadata,
+    Column("account_id", String(64), primary_key=True),
+    Column("fill_id", String(64), primary_key=True, doc="venue trade id (paper: <client order id>-1)"),
+    Column("client_order_id", String(40), nullable=False),
+    Column("coin_id", String(64), nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("quantity", Float, nullable=False, doc="base units traded"),
+    Column("price", Float, nullable=False),
+    Column("fee", Float, nullable=False, doc="in fee_asset"),
+    Column("fee_asset", String(16), nullable=False),
+    Column("fee_quote", Float, nullable=False, doc="the fee valued in the quote currency"),
+    Column("traded_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_fills_client_order_id", fills.c.client_order_id)
+
+positions = Table(
+    "positions",
+    metadata,
+    Column("account_id", String(64), primary_key=True),
+    Column("asset", String(64), primary_key=True, doc="coin id, or the quote asset (upper case) for cash"),
+    Column("quantity", Float, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+nav = Table(
+    "nav",
+    metadata,
+    Column("account_id", String(64), primary_key=True),
+    Column("date", Date, primary_key=True, doc="decision close the account is marked at"),
+    Column("nav", Float, nullable=False, doc="before the cycle's trades, at the reference prices"),
+    Column("cash", Float, nullable=False),
+    Column("interest", Float, nullable=False, doc="cash interest credited since the previous mark"),
+    Column("nav_after", Float, doc="after the cycle's trades and fees, at the reference prices"),
+    Column("fees", Float, doc="fees of the cycle's fills, quote currency"),
+    Column("marked_at", DateTime(timezone=True), nullable=False),
+)
+
+TRADING_TABLES = (accounts, cycles, orders, fills, positions, nav)
 
 RUN_TABLES = (portfolio_weights, portfolio_daily_returns, forecasts, data_quality_events)

@@ -12,6 +12,7 @@ writes what it returns. The time discipline, stage by stage:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,9 +33,10 @@ from kallos.evaluation import ForecastEvaluation, forecast_evaluation, performan
 from kallos.evaluation.battery import StudyStatistics, TrialCount, evaluate
 from kallos.evaluation.calibration import CalibrationResult, CalibrationSettings, calibrate
 from kallos.evaluation.primary import PrimaryFamily, declare_primary_family
-from kallos.exceptions import DataValidationError
+from kallos.exceptions import ConfigError, DataValidationError
 from kallos.features import forward_log_return
 from kallos.forecast import (
+    FORECASTERS,
     CoinHistory,
     ExpandingWalkForward,
     Fold,
@@ -50,6 +52,7 @@ from kallos.forecast.model_store import ModelRegistry, RegistryStats, run_jobs_w
 from kallos.pipeline.progress import NullProgress, Progress
 from kallos.portfolio import (
     BENCHMARKS,
+    OBJECTIVES,
     ForecastStrategy,
     MeanVariance,
     RebalanceContext,
@@ -61,9 +64,12 @@ from kallos.types import BacktestResult
 
 __all__ = [
     "Decisions",
+    "PeriodDecision",
     "StudyResult",
     "build_strategies",
+    "build_strategy",
     "decide",
+    "decide_period",
     "decision_calendar",
     "primary_family",
     "run_study",
@@ -154,13 +160,14 @@ class StudyResult:
 
 
 def decision_calendar(
-    start: pd.Timestamp, end: pd.Timestamp, rebalance: str
+    start: pd.Timestamp, end: pd.Timestamp, rebalance: str, weekday: str = "SUN"
 ) -> tuple[pd.DatetimeIndex, pd.DatetimeIndex]:
     """Decision dates and universe reconstitution dates for a test period.
 
     Decisions are closes whose trades earn from the next day: the first is ``start - 1``
-    and the last ``end - 1``. Weekly decisions fall on Sundays; month ends are always
-    decisions because the universe is re-selected there.
+    and the last ``end - 1``. Weekly decisions fall on ``weekday`` (default Sunday, a pandas
+    ``W-<DAY>`` anchor: ``MON`` .. ``SUN``); month ends are always decisions because the
+    universe is re-selected there.
 
     Returns
     -------
@@ -171,34 +178,50 @@ def decision_calendar(
     recon = month_ends.union(pd.DatetimeIndex([first]))
     dates = recon
     if rebalance == "weekly":
-        dates = dates.union(pd.date_range(first, last, freq="W-SUN"))
+        dates = dates.union(pd.date_range(first, last, freq=f"W-{weekday}"))
     return dates, recon
+
+
+def build_strategy(config: StudyConfig, key: str) -> Strategy:
+    """One strategy by its variant key: ``<forecaster>/<objective>`` or a benchmark name.
+
+    Raises
+    ------
+    ConfigError
+        If ``key`` names no registered forecaster and objective, nor a benchmark.
+    """
+    if key == "market_cap":
+        return BENCHMARKS["market_cap"](config.universe.benchmark_max_weight)
+    if key in BENCHMARKS:
+        return BENCHMARKS[key]()
+    name, _, objective = key.partition("/")
+    if name not in FORECASTERS or objective not in OBJECTIVES:
+        raise ConfigError(
+            f"strategy {key!r}: expected <forecaster>/<objective> with a forecaster of {sorted(FORECASTERS)} "
+            f"and an objective of {sorted(OBJECTIVES)}, or one of {sorted(BENCHMARKS)}"
+        )
+    p = config.portfolio
+    optimizer = MeanVariance(
+        objective=objective,
+        max_weight=p.max_weight,
+        min_names=p.min_names,
+        min_weight_held=p.min_weight_held,
+        risk_aversion=p.risk_aversion,
+        l2_gamma=p.l2_gamma,
+        risk_free_rate=p.risk_free_rate,
+        target_volatility=p.target_volatility,
+        target_return=p.target_return,
+        turnover_limit=p.turnover_limit,
+        allow_cash=p.allow_cash,
+        mip_time_limit=p.mip_time_limit,
+    )
+    return ForecastStrategy(name, optimizer)
 
 
 def build_strategies(config: StudyConfig) -> list[Strategy]:
     """Forecast strategies (forecaster × objective) through one optimiser, plus the benchmarks."""
-    p = config.portfolio
-    strategies: list[Strategy] = []
-    for objective in p.objectives:
-        for name in config.forecast.forecasters:
-            optimizer = MeanVariance(
-                objective=objective,
-                max_weight=p.max_weight,
-                min_names=p.min_names,
-                min_weight_held=p.min_weight_held,
-                risk_aversion=p.risk_aversion,
-                l2_gamma=p.l2_gamma,
-                risk_free_rate=p.risk_free_rate,
-                target_volatility=p.target_volatility,
-                target_return=p.target_return,
-                turnover_limit=p.turnover_limit,
-                allow_cash=p.allow_cash,
-                mip_time_limit=p.mip_time_limit,
-            )
-            strategies.append(ForecastStrategy(name, optimizer))
-    strategies.append(BENCHMARKS["market_cap"](config.universe.benchmark_max_weight))
-    strategies.append(BENCHMARKS["equal_weight"]())
-    return strategies
+    keys = [f"{name}/{o}" for o in config.portfolio.objectives for name in config.forecast.forecasters]
+    return [build_strategy(config, key) for key in [*keys, "market_cap", "equal_weight"]]
 
 
 def primary_family(config: StudyConfig) -> PrimaryFamily:
@@ -235,8 +258,13 @@ def _forecast_jobs(
     histories: dict[str, CoinHistory],
     universe: pd.DataFrame,
     first_decision: pd.Timestamp,
+    forecasters: tuple[str, ...] | None = None,
 ) -> list[ForecastJob]:
-    """One job per (forecaster, fold, coin): forecasts every day the coin is investable."""
+    """One job per (forecaster, fold, coin): forecasts every day the coin is investable.
+
+    ``forecasters`` (default ``config.forecast.forecasters``) restricts the jobs to some names.
+    """
+    names = config.forecast.forecasters if forecasters is None else forecasters
     jobs = []
     for fold in folds:
         days = pd.date_range(max(fold.test_start, first_decision), fold.test_end, freq="D")
@@ -244,7 +272,7 @@ def _forecast_jobs(
         for day in days:
             for coin in _investable(panel, universe, day):
                 members.setdefault(coin, []).append(day)
-        for name in config.forecast.forecasters:
+        for name in names:
             for coin in sorted(members):
                 seed = stable_seed(config.seed, name, coin, fold.key)
                 forecaster = make_forecaster(name, config.forecast, seed=seed, device=config.device)
@@ -291,11 +319,14 @@ def _decide(
     progress: Progress,
     returns: pd.DataFrame | None = None,
     cash_rate: float = 0.0,
+    held: Mapping[str, pd.Series] | None = None,
 ):
     """Target weights per strategy and date; one decisions row each with how they were obtained.
 
     ``returns`` (daily simple): when given, each strategy receives its previous target drifted to
-    ``ctx.date`` (the backtest's rule) as ``current_weights``, for a turnover limit.
+    ``ctx.date`` (the backtest's rule) as ``current_weights``, for a turnover limit. ``held``
+    (strategy key -> weights already drifted to the first context's date, e.g. an account's
+    holdings) is the ``current_weights`` of a strategy that has no previous target here.
     Decision columns: ``objective_used``, ``solver`` ("none" for benchmarks/equal weight),
     ``fallback`` (bool) and ``fallback_chain`` (failed attempts then the one used, joined by " → ").
     """
@@ -308,9 +339,11 @@ def _decide(
                     continue
                 current = None
                 if returns is not None and s.key in last:
-                    since, held = last[s.key]
+                    since, previous = last[s.key]
                     window = returns.loc[since + pd.Timedelta(days=1) : ctx.date]
-                    current = drift_weights(held, window, cash_rate)
+                    current = drift_weights(previous, window, cash_rate)
+                elif held is not None and s.key in held:
+                    current = held[s.key]
                 res = s.target(ctx, current)
                 last[s.key] = (ctx.date, res.weights)
                 solver = getattr(res, "solver", "") or "none"
@@ -335,6 +368,61 @@ def _decide(
     dcols = ["strategy", "objective", "key", "date", "objective_used", "solver", "fallback", "fallback_chain"]
     wcols = ["strategy", "objective", "key", "date", "coin_id", "weight"]
     return pd.DataFrame(decisions, columns=dcols), pd.DataFrame(weights, columns=wcols)
+
+
+def _universe(
+    panel: MarketPanel, config: StudyConfig, months: pd.DatetimeIndex
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The universe of ``months`` (each chosen at the close of the day before it) with benchmark
+    weights, and the CoinMarketCap market-cap cross-check behind it."""
+    checks = cmc_market_cap_check(panel, months, config.universe)
+    universe = build_universe(panel, months, config.universe, checks)
+    universe["benchmark_weight"] = universe.groupby("month", group_keys=False)["market_cap"].transform(
+        lambda caps: capped_weights(caps, config.universe.benchmark_max_weight)
+    )
+    return universe, checks
+
+
+def _histories(
+    panel: MarketPanel, coins: list[str], through: pd.Timestamp, progress: Progress
+) -> dict[str, CoinHistory]:
+    """Causal indicator features and closes of ``coins`` up to ``through``."""
+    with progress.stage("Computing features", total=len(coins)) as bar:
+        histories = {}
+        for coin in coins:
+            histories[coin] = coin_history(panel, coin, through)
+            bar.advance()
+    return histories
+
+
+def _splitter(config: StudyConfig) -> ExpandingWalkForward:
+    f = config.forecast
+    return ExpandingWalkForward(f.train_start, f.horizon, f.validation_days)
+
+
+def _forecast(
+    jobs: list[ForecastJob], config: StudyConfig, registry: ModelRegistry | None, progress: Progress
+) -> tuple[list[JobResult], RegistryStats, pd.DataFrame]:
+    """Run (or serve from the registry) the walk-forward jobs; results, registry counts, forecasts."""
+    with progress.stage("Training forecasters (walk-forward)", total=len(jobs)) as bar:
+        results, reuse = run_jobs_with_registry(
+            jobs,
+            registry,
+            n_jobs=config.n_jobs,
+            on_done=lambda r: bar.advance(note=f"{r.forecaster} {r.coin_id} {r.fold.key}"),
+        )
+    if registry is not None:
+        with progress.stage(f"Model registry: {reuse.message()}", total=None):
+            pass
+    return results, reuse, forecasts_frame(results, config.forecast.horizon)
+
+
+def _check_reaches(panel: MarketPanel, through: pd.Timestamp) -> None:
+    if panel.dates[-1] < through:
+        raise DataValidationError(
+            f"data end {panel.dates[-1].date()} before {through.date()}: import newer data "
+            "or set an earlier backtest.end"
+        )
 
 
 def decide(
@@ -365,46 +453,20 @@ def decide(
     start, end = pd.Timestamp(bt.start), pd.Timestamp(bt.end)
     last_day = end - pd.Timedelta(days=1)
     through = last_day if through is None else min(pd.Timestamp(through), last_day)
-    if panel.dates[-1] < through:
-        raise DataValidationError(
-            f"data end {panel.dates[-1].date()} before {through.date()}: import newer data "
-            "or set an earlier backtest.end"
-        )
-    all_dates, recon = decision_calendar(start, end, bt.rebalance)
+    _check_reaches(panel, through)
+    all_dates, recon = decision_calendar(start, end, bt.rebalance, bt.rebalance_day)
     dates = all_dates[all_dates <= through]
     first_decision = all_dates[0]
 
     # Universe: month m+1 chosen at the close of the last day of month m.
-    months = month_starts(start, min(end, through + pd.Timedelta(days=1)))
-    checks = cmc_market_cap_check(panel, months, config.universe)
-    universe = build_universe(panel, months, config.universe, checks)
-    universe["benchmark_weight"] = universe.groupby("month", group_keys=False)["market_cap"].transform(
-        lambda caps: capped_weights(caps, config.universe.benchmark_max_weight)
-    )
+    universe, checks = _universe(panel, config, month_starts(start, min(end, through + pd.Timedelta(days=1))))
     coins = sorted(universe["coin_id"].unique())
 
     # Features (causal indicators) and walk-forward forecasts, every day a coin is investable.
-    with progress.stage("Computing features", total=len(coins)) as bar:
-        histories = {}
-        for coin in coins:
-            histories[coin] = coin_history(panel, coin, through)
-            bar.advance()
-    splitter = ExpandingWalkForward(
-        config.forecast.train_start, config.forecast.horizon, config.forecast.validation_days
-    )
-    folds = splitter.split(first_decision, through)
+    histories = _histories(panel, coins, through, progress)
+    folds = _splitter(config).split(first_decision, through)
     jobs = _forecast_jobs(config, panel, folds, histories, universe, first_decision)
-    with progress.stage("Training forecasters (walk-forward)", total=len(jobs)) as bar:
-        results, reuse = run_jobs_with_registry(
-            jobs,
-            registry,
-            n_jobs=config.n_jobs,
-            on_done=lambda r: bar.advance(note=f"{r.forecaster} {r.coin_id} {r.fold.key}"),
-        )
-    if registry is not None:
-        with progress.stage(f"Model registry: {reuse.message()}", total=None):
-            pass
-    forecasts = forecasts_frame(results, config.forecast.horizon)
+    results, reuse, forecasts = _forecast(jobs, config, registry, progress)
 
     strategies = build_strategies(config)
     contexts = _contexts(panel, config, universe, forecasts, dates, recon)
@@ -429,6 +491,120 @@ def decide(
         strategies,
         reuse if registry is not None else None,
         checks,
+    )
+
+
+@dataclass(frozen=True)
+class PeriodDecision:
+    """One strategy's decision at one close, computed by the functions :func:`decide` uses.
+
+    Attributes
+    ----------
+    date : the decision date (a close); trades go into ``date + 1``.
+    key : the strategy's variant key (``historical_mean/max_sharpe``, ``market_cap``).
+    trades : False when the strategy does not rebalance at ``date`` (the market-cap benchmark
+        between reconstitutions): the holdings drift and ``weights`` is empty.
+    is_reconstitution : True when the universe is re-selected at ``date``.
+    universe : investable coins at ``date`` (the universe of ``date + 1``'s month with a known close).
+    members : the universe of ``date + 1``'s month, investable or not (a member whose prices ended).
+    weights : target weights (index coin ids, only coins with weight > 0; sum 1, or <= 1 with cash).
+    decision : the decisions row (``objective_used``, ``solver``, ``fallback``, ``fallback_chain``).
+    forecasts : the strategy's forecasts at ``date`` (:func:`kallos.forecast.forecasts_frame` rows).
+    fold : the walk-forward fold whose models made the forecasts.
+    registry_stats : how many models the registry served (None without one).
+    """
+
+    date: pd.Timestamp
+    key: str
+    trades: bool
+    is_reconstitution: bool
+    universe: list[str]
+    members: list[str]
+    weights: pd.Series
+    decision: dict
+    forecasts: pd.DataFrame = field(repr=False)
+    fold: Fold = field(repr=False)
+    registry_stats: RegistryStats | None = None
+
+
+def decide_period(
+    panel: MarketPanel,
+    config: StudyConfig,
+    date: pd.Timestamp,
+    key: str,
+    first_decision: pd.Timestamp,
+    *,
+    current_weights: pd.Series | None = None,
+    registry: ModelRegistry | None = None,
+    progress: Progress | None = None,
+) -> PeriodDecision:
+    """The decision of strategy ``key`` at the close of ``date``, as :func:`decide` would take it.
+
+    It is the decision :func:`decide` takes at ``date`` for a backtest starting the day after
+    ``first_decision`` (``backtest.start = first_decision + 1``), through the same functions:
+    the same universe, the walk-forward fold holding ``date`` with the same jobs (forecasts of
+    every day the coin is investable from the fold's start or ``first_decision``, so recurrent
+    forecasts are bit-identical), the same covariance, optimiser and fallback chain. Only that
+    fold is forecast and only ``date`` optimised, so a period costs one fold's forecasts (served
+    by ``registry`` once trained) and one optimisation.
+
+    Parameters
+    ----------
+    panel : cleaned panel reaching ``date`` (later rows are never read).
+    date : the decision date; it must be on the decision calendar that starts at ``first_decision``.
+    key : variant key (see :func:`build_strategy`).
+    first_decision : the first decision of the calendar (a trading account's first period).
+    current_weights : holdings at ``date`` as weights of the pre-trade value (index coin ids;
+        the rest is cash); the optimiser's ``current_weights`` when ``portfolio.turnover_limit`` is
+        set (the backtest uses its previous target drifted to ``date``, the same quantity).
+    registry : model registry serving and registering the recurrent models.
+
+    Raises
+    ------
+    DataValidationError
+        If the panel ends before ``date`` or ``date`` is not a decision date of the calendar.
+    ConfigError
+        If ``key`` names no strategy.
+    """
+    progress = progress or NullProgress()
+    date, first = pd.Timestamp(date), pd.Timestamp(first_decision)
+    day = pd.Timedelta(days=1)
+    _check_reaches(panel, date)
+    bt = config.backtest
+    dates, recon = decision_calendar(first + day, date + day, bt.rebalance, bt.rebalance_day)
+    if date not in dates:
+        raise DataValidationError(
+            f"{date.date()} is not a decision date of the {bt.rebalance} calendar starting "
+            f"{first.date()} (decisions fall on {bt.rebalance_day} closes and month ends)"
+        )
+    strategy = build_strategy(config, key)
+    fold = _splitter(config).split(first, date)[-1]
+    first_day = max(fold.test_start, first)
+    universe, _ = _universe(panel, config, month_starts(first_day + day, date + day))
+    names = (strategy.name,) if isinstance(strategy, ForecastStrategy) else ()
+    jobs: list[ForecastJob] = []
+    if names:
+        members = {c for d in pd.date_range(first_day, date) for c in _investable(panel, universe, d)}
+        histories = _histories(panel, sorted(members), date, progress)
+        jobs = _forecast_jobs(config, panel, [fold], histories, universe, first, names)
+    _, reuse, forecasts = _forecast(jobs, config, registry, progress)
+    (ctx,) = _contexts(panel, config, universe, forecasts, pd.DatetimeIndex([date]), recon)
+    limited = config.portfolio.turnover_limit is not None
+    held = {key: current_weights} if limited and current_weights is not None else None
+    decisions, weights = _decide([strategy], [ctx], 1, progress, held=held)
+    trades = len(decisions) == 1
+    return PeriodDecision(
+        date=date,
+        key=key,
+        trades=trades,
+        is_reconstitution=ctx.is_reconstitution,
+        universe=list(ctx.universe),
+        members=universe_on(universe, date),
+        weights=weights.set_index("coin_id")["weight"].rename("weight"),
+        decision=decisions.iloc[0].to_dict() if trades else {},
+        forecasts=forecasts[forecasts["as_of"] == date].reset_index(drop=True),
+        fold=fold,
+        registry_stats=reuse if registry is not None else None,
     )
 
 

@@ -4,9 +4,14 @@ cvxpy spends ~1.5 ms of Python per re-solve (parameter mapping, reductions, a fr
 on problems Clarabel itself solves in ~0.3 ms. Here the same problem is assembled straight in
 Clarabel's standard form ``min 1/2 z'Pz + q'z`` s.t. ``Az + slack = b``, ``slack ∈ K``
 (Goulart & Chen (2024), "Clarabel: an interior-point solver for conic programs with quadratic
-objectives"), once per (objective, n, constraint set); later solves only overwrite the non-zero
-values in place with ``DefaultSolver.update`` (fixed sparsity, presolve off, as its data-updating
-API requires) and call ``solve``.
+objectives"); its sparsity pattern and index maps are built once per (objective, n, constraint
+set), and each solve hands the new non-zero values to a fresh ``DefaultSolver`` (presolve off).
+
+A fresh solver, not ``DefaultSolver.update``: an updated solver keeps state from its earlier
+solves, so its weights depended on the rebalances before (by ~1e-11). A fresh one makes every
+solve a pure function of its inputs, which lets a trading cycle recompute one period's decision
+bit for bit as the backtest took it (:func:`kallos.pipeline.study.decide_period`); it costs no
+measurable time at these sizes.
 
 Decision vector ``z = (x, s, t)``: ``x`` (n) the (scaled) weights, ``s`` the homogenising scale
 (``s = 1`` for ordinary objectives, ``s = kappa`` for ``max_sharpe``) and ``t`` (n, only with a
@@ -71,7 +76,7 @@ class ConicObjective(Protocol):
 
 
 class DirectProblem:
-    """One continuous problem in Clarabel's standard form, re-solved by in-place data updates.
+    """One continuous problem in Clarabel's standard form, re-solved from its new data each time.
 
     Parameters
     ----------
@@ -92,7 +97,6 @@ class DirectProblem:
         self._a_pattern = sparse.csc_matrix((a_probe != 0).astype(float))
         self._p_index = _column_major_index(np.triu(p_probe != 0))
         self._a_index = _column_major_index(a_probe != 0)
-        self._solver: clarabel.DefaultSolver | None = None
 
     def solve(
         self,
@@ -111,13 +115,8 @@ class DirectProblem:
         p_data = p_dense.ravel(order="F")[self._p_index]
         a_data = a_dense.ravel(order="F")[self._a_index]
         try:
-            if self._solver is None:
-                self._solver = self._new_solver(p_data, q, a_data, b)
-            else:
-                self._solver.update(P=p_data, q=q, A=a_data, b=b)
-            solution = self._solver.solve()
+            solution = self._new_solver(p_data, q, a_data, b).solve()
         except Exception as err:  # any solver failure hands over to the cvxpy path
-            self._solver = None
             return None, f"solver error ({type(err).__name__}: {err})"[:200]
         status = CLARABEL.STATUS_MAP.get(str(solution.status), "solver_error")
         if status not in ("optimal", "optimal_inaccurate"):
@@ -131,7 +130,7 @@ class DirectProblem:
     def _new_solver(self, p_data, q, a_data, b) -> clarabel.DefaultSolver:
         settings = clarabel.DefaultSettings()
         settings.verbose = False
-        settings.presolve_enable = False  # required for in-place data updates
+        settings.presolve_enable = False  # the fixed sparsity pattern (and the study's numbers) rely on it
         settings.input_sparse_dropzeros = False
         for name, value in TOLERANCES.items():
             setattr(settings, name, value)
@@ -139,10 +138,6 @@ class DirectProblem:
         p.data, a.data = p_data, a_data
         cones = [_CONES[kind](size) for kind, size in self.cones]
         return clarabel.DefaultSolver(p, q, a, b, cones, settings)
-
-    def __getstate__(self) -> dict:
-        """Picklable: the Rust solver is dropped and rebuilt on the next solve."""
-        return {**self.__dict__, "_solver": None}
 
     def _assemble(
         self,

@@ -4,7 +4,9 @@ Used by the test suite and for offline demos: it serves ``/api/v3/coins/{id}/mar
 and ``/api/v3/exchangeInfo`` + ``/api/v3/klines`` from in-memory tables on 127.0.0.1, logs every
 request, and injects faults on request: ``429`` (with ``Retry-After``), ``500``, ``slow`` (answers
 after ``slow_s``), ``malformed`` (truncated JSON), ``empty`` (no points) and ``overlap`` (the page
-starts ``overlap_days`` before the requested start).
+starts ``overlap_days`` before the requested start). With a ``spot`` venue
+(:class:`kallos.data.live.stub_spot.SpotExchange`) it also serves Binance's spot trading endpoints
+(signed requests checked) and their faults (see that module).
 
 Tables
 ------
@@ -27,10 +29,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pandas as pd
 
+from kallos.data.live.stub_spot import SIGNED, SPOT_ROUTES, SpotExchange, SpotRefusal, symbol_info
+
 __all__ = ["MarketStub", "StubRequest"]
 
 _DAY_MS = 86_400_000
-ROUTES = ("cg_range", "bn_exchange_info", "bn_klines")
+ROUTES = ("cg_range", "bn_exchange_info", "bn_klines", *SPOT_ROUTES.values())
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class StubRequest:
     params: dict[str, str]
     headers: dict[str, str]
     index: int
+    method: str = "GET"
 
 
 @dataclass
@@ -52,6 +57,7 @@ class MarketStub:
     demo_oldest : if set, a CoinGecko ``from`` earlier than this day answers 401 / error_code 10012.
     faults : route -> {index of the request on that route (0-based): fault name}.
     delays : route -> (first request index, seconds): requests from that index on are slowed.
+    spot : the simulated spot venue behind the trading endpoints (None: no trading endpoints).
     """
 
     coingecko: dict[str, pd.DataFrame] = field(default_factory=dict)
@@ -65,6 +71,7 @@ class MarketStub:
     slow_s: float = 1.0
     overlap_days: int = 2
     requests: list[StubRequest] = field(default_factory=list)
+    spot: SpotExchange | None = None
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -76,6 +83,12 @@ class MarketStub:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                stub._handle(self)
+
+            def do_POST(self) -> None:
+                stub._handle(self)
+
+            def do_DELETE(self) -> None:
                 stub._handle(self)
 
             def log_message(self, *args: Any) -> None:
@@ -114,21 +127,25 @@ class MarketStub:
     # ------------------------------------------------------------------ dispatch
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(h.path)
-        params = dict(parse_qsl(parts.query))
-        path = parts.path
+        length = int(h.headers.get("Content-Length") or 0)
+        body = h.rfile.read(length).decode() if length else ""
+        params = dict(parse_qsl(parts.query)) | dict(parse_qsl(body))
+        path, method = parts.path, h.command
         if path.startswith("/api/v3/coins/") and path.endswith("/market_chart/range"):
             route = "cg_range"
         elif path == "/api/v3/exchangeInfo":
             route = "bn_exchange_info"
         elif path == "/api/v3/klines":
             route = "bn_klines"
+        elif self.spot is not None and (method, path) in SPOT_ROUTES:
+            route = SPOT_ROUTES[(method, path)]
         else:
-            self._send(h, 404, {"error": f"no route {path}"})
+            self._send(h, 404, {"error": f"no route {method} {path}"})
             return
         with self._lock:
             index = sum(1 for r in self.requests if r.route == route)
             headers = {k.lower(): v for k, v in h.headers.items()}
-            self.requests.append(StubRequest(route, path, params, headers, index))
+            self.requests.append(StubRequest(route, path, params, headers, index, method))
         fault = self.faults.get(route, {}).get(index)
         first_slow, delay = self.delays.get(route, (0, 0.0))
         if delay and index >= first_slow:
@@ -145,12 +162,36 @@ class MarketStub:
         elif fault == "malformed":
             self._send_raw(h, 200, b'{"prices": [[16094592000')
             return
+        if route in SPOT_ROUTES.values():
+            self._spot(h, route, params, fault, parts.query, body)
+            return
         try:
-            body = getattr(self, f"_{route}")(h, path, params, fault)
+            answer = getattr(self, f"_{route}")(h, path, params, fault)
         except _Refusal as r:
             self._send(h, r.status, r.body)
             return
-        self._send(h, 200, body)
+        self._send(h, 200, answer)
+
+    def _spot(
+        self,
+        h: BaseHTTPRequestHandler,
+        route: str,
+        params: dict[str, str],
+        fault: str | None,
+        query: str,
+        body: str,
+    ) -> None:
+        assert self.spot is not None
+        try:
+            if route in SIGNED:
+                self.spot.check_signature({k.lower(): v for k, v in h.headers.items()}, query, body)
+            answer = self.spot.handle(route, params, fault)
+        except SpotRefusal as r:
+            self._send(h, r.status, r.body)
+            return
+        if fault == "timeout_after_accept":
+            time.sleep(self.slow_s)  # the venue has the order; its answer comes too late
+        self._send(h, 200, answer)
 
     def _send(self, h: BaseHTTPRequestHandler, status: int, body: Any, headers: dict | None = None) -> None:
         self._send_raw(h, status, json.dumps(body).encode(), headers)
@@ -211,26 +252,11 @@ class MarketStub:
 
     # ------------------------------------------------------------------ Binance
     def _bn_exchange_info(self, h: BaseHTTPRequestHandler, path: str, params: dict, fault: str | None) -> Any:
-        symbols = []
-        for pair in self.binance:
-            base, quote = pair[:-4], pair[-4:]
-            symbols.append(
-                {
-                    "symbol": pair,
-                    "status": "TRADING",
-                    "baseAsset": base,
-                    "baseAssetPrecision": 8,
-                    "quoteAsset": quote,
-                    "quotePrecision": 8,
-                    "quoteAssetPrecision": 8,
-                    "orderTypes": ["LIMIT", "MARKET"],
-                    "isSpotTradingAllowed": True,
-                    "isMarginTradingAllowed": False,
-                    "permissions": ["SPOT"],
-                    "permissionSets": [["SPOT"]],
-                    "filters": [],
-                }
-            )
+        symbols = [symbol_info(pair, pair[:-4], pair[-4:], []) for pair in self.binance]
+        if self.spot is not None:
+            traded = self.spot.symbols()
+            names = {t["symbol"] for t in traded}
+            symbols = [s for s in symbols if s["symbol"] not in names] + traded
         return {
             "timezone": "UTC",
             "serverTime": int(time.time() * 1000),
