@@ -16,7 +16,8 @@ import pytest
 from plotly.offline import get_plotlyjs
 
 from kallos.report import charts
-from kallos.report.html import ReportFrames, _fmt_float, _fmt_p, _fmt_pct, render_report, write_report
+from kallos.report.html import ReportFrames, render_report, write_report
+from kallos.report.tables import fmt_float, fmt_p, fmt_pct
 
 # The forecast-driven strategies of the report fixture (tests/report/conftest.py).
 FIXTURE_STRATEGIES = ("gru", "historical_mean", "naive_persistence")
@@ -153,8 +154,8 @@ def test_metrics_formatted_from_results(study: tuple[dict[str, Any], ReportFrame
     headers = _headers(table)
     m = results["strategies"]["gru/max_sharpe"]
     _, cells = _row(table, 'data-variant="gru/max_sharpe"')
-    assert cells[headers.index("CAGR")] == _fmt_pct(m["metrics_net"]["cagr"])
-    assert cells[headers.index("CAGR gross")] == _fmt_pct(m["metrics_gross"]["cagr"])
+    assert cells[headers.index("CAGR")] == fmt_pct(m["metrics_net"]["cagr"])
+    assert cells[headers.index("CAGR gross")] == fmt_pct(m["metrics_gross"]["cagr"])
     assert cells[headers.index("Sharpe")] == f"{m['metrics_net']['sharpe']:.2f}".replace("-", "−")
     assert cells[headers.index("Max DD")].endswith("%") and cells[headers.index("Max DD")].startswith("−")
     assert cells[headers.index("Fallbacks")] == f"1 / {m['fallbacks']['rebalances']}"
@@ -223,8 +224,8 @@ def test_tests_grouped_by_objective_with_effect_sizes(
     assert "Cohen&#39;s d" in headers and "Δ mean / yr" in headers
     r = results["tests"]["pairwise"][0]
     _, cells = _row(table, f'data-a="{r["a"]}" data-b="{r["b"]}"')
-    assert cells[headers.index("Cohen&#39;s d")] == _fmt_float(r["cohens_d"], 3)
-    assert cells[headers.index("Δ mean / yr")] == _fmt_pct(r["mean_diff_annual"], 2, signed=True)
+    assert cells[headers.index("Cohen&#39;s d")] == fmt_float(r["cohens_d"], 3)
+    assert cells[headers.index("Δ mean / yr")] == fmt_pct(r["mean_diff_annual"], 2, signed=True)
     assert "holm" in table and "α = 0.05" in table
 
 
@@ -379,16 +380,16 @@ def test_render_tolerates_sparse_results(study: tuple[dict[str, Any], ReportFram
 @pytest.mark.parametrize(
     ("func", "value", "expected"),
     [
-        (_fmt_p, 0.04321, "0.0432"),
-        (_fmt_p, 1.0, "1.0000"),
-        (_fmt_p, 3.2e-7, "3.2e−07"),
-        (_fmt_p, float("nan"), DASH),
-        (_fmt_pct, 0.1234, "12.3%"),
-        (_fmt_pct, -0.5, "−50.0%"),
-        (_fmt_pct, None, DASH),
-        (_fmt_float, math.inf, "∞"),
-        (_fmt_float, "not a number", DASH),
-        (_fmt_float, 1.23456, "1.23"),
+        (fmt_p, 0.04321, "0.0432"),
+        (fmt_p, 1.0, "1.0000"),
+        (fmt_p, 3.2e-7, "3.2e−07"),
+        (fmt_p, float("nan"), DASH),
+        (fmt_pct, 0.1234, "12.3%"),
+        (fmt_pct, -0.5, "−50.0%"),
+        (fmt_pct, None, DASH),
+        (fmt_float, math.inf, "∞"),
+        (fmt_float, "not a number", DASH),
+        (fmt_float, 1.23456, "1.23"),
     ],
 )
 def test_formatters(func: Any, value: Any, expected: str) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 from markupsafe import Markup
 
-from kallos.report.tables import _Table
+from kallos.report.tables import Table
 
 __all__ = ["Builder", "Figure", "ReportFrames", "Section", "SectionContext", "TableBlock", "Text", "records"]
 
@@ -63,7 +63,7 @@ class Text:
 
 @dataclass(frozen=True)
 class TableBlock:
-    table: _Table
+    table: Table
     collapse_label: str | None = None
     threshold: int = 0
     kind: str = "table"

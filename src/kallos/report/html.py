@@ -34,32 +34,32 @@ from kallos.report.blocks import ReportFrames
 from kallos.report.files import atomic_write
 from kallos.report.tables import (
     DASH,
-    _as_float,
-    _Cell,
-    _figure_html,
-    _flatten,
-    _fmt_date,
-    _fmt_float,
-    _fmt_int,
-    _fmt_p,
-    _fmt_pct,
-    _fmt_pp,
-    _fmt_text,
-    _get,
-    _Group,
-    _Header,
-    _headers,
-    _n_text,
-    _num,
-    _period_text,
-    _record_row,
-    _record_table,
-    _Row,
-    _split,
-    _swatch,
-    _Table,
-    _total,
-    _txt,
+    Cell,
+    Group,
+    Header,
+    Row,
+    Table,
+    as_float,
+    figure_html,
+    flatten,
+    fmt_date,
+    fmt_float,
+    fmt_int,
+    fmt_p,
+    fmt_pct,
+    fmt_pp,
+    fmt_text,
+    get,
+    headers,
+    n_text,
+    num,
+    period_text,
+    record_row,
+    record_table,
+    split,
+    swatch,
+    total,
+    txt,
 )
 
 __all__ = ["ReportFrames", "render_report", "write_report"]
@@ -74,14 +74,14 @@ _MAX_EVENT_ROWS = 1000
 def _variant_order(results: Mapping[str, Any], frames: ReportFrames) -> tuple[list[str], list[str]]:
     """Objectives (config order first) and variant keys (grouped by objective, then benchmarks)."""
     keys = list(
-        dict.fromkeys([*(_get(results, "strategies", default={}) or {}), *map(str, frames.returns_net)])
+        dict.fromkeys([*(get(results, "strategies", default={}) or {}), *map(str, frames.returns_net)])
     )
     found = charts.objectives_of(keys)
-    configured = [str(o) for o in _get(results, "config", "study", "portfolio", "objectives", default=[])]
+    configured = [str(o) for o in get(results, "config", "study", "portfolio", "objectives", default=[])]
     objectives = [o for o in configured if o in found] + [o for o in found if o not in configured]
 
     def rank(key: str) -> tuple[int, tuple[int, str]]:
-        strategy, objective = _split(key)
+        strategy, objective = split(key)
         group = objectives.index(objective) if objective is not None else len(objectives)
         return group, charts.strategy_rank(strategy)
 
@@ -94,46 +94,46 @@ def _variant_order(results: Mapping[str, Any], frames: ReportFrames) -> tuple[li
 def _summary(results: Mapping[str, Any], objectives: Sequence[str], variants: Sequence[str]) -> list[Markup]:
     """Plain-language findings computed from ``results``; one Markup sentence per item."""
     sentences: list[Markup] = []
-    strategies = _get(results, "strategies", default={})
-    study = _get(results, "config", "study", default={})
-    period = _get(results, "tests", "period", default={}) or {}
+    strategies = get(results, "strategies", default={})
+    study = get(results, "config", "study", default={})
+    period = get(results, "tests", "period", default={}) or {}
     if not period and strategies:
-        period = _get(next(iter(strategies.values())), "period", default={})
-    universe_coins = _get(results, "data", "panel", "universe_coins") or []
-    top_n = _get(study, "universe", "top_n")
-    cost = _as_float(_get(study, "backtest", "cost_bps"))
+        period = get(next(iter(strategies.values())), "period", default={})
+    universe_coins = get(results, "data", "panel", "universe_coins") or []
+    top_n = get(study, "universe", "top_n")
+    cost = as_float(get(study, "backtest", "cost_bps"))
     if period:
         text = Markup("The backtest covers <strong>{}</strong> ({} daily observations)").format(
-            _period_text(period.get("start"), period.get("end")), _fmt_int(period.get("n_days"))
+            period_text(period.get("start"), period.get("end")), fmt_int(period.get("n_days"))
         )
         if top_n is not None and universe_coins:
             text += Markup(" on a monthly top-{} universe drawn from {} coins").format(
-                _fmt_int(top_n), _fmt_int(len(universe_coins))
+                fmt_int(top_n), fmt_int(len(universe_coins))
             )
         if cost is not None:
             text += Markup(", with trading costs of {} bps per unit of one-way turnover").format(f"{cost:g}")
-        rebalance = _get(study, "backtest", "rebalance")
+        rebalance = get(study, "backtest", "rebalance")
         if rebalance:
             text += Markup(" and {} rebalancing").format(rebalance)
         sentences.append(text + Markup("."))
 
     def sharpe(key: str) -> float | None:
-        return _as_float(_get(strategies, key, "metrics_net", "sharpe"))
+        return as_float(get(strategies, key, "metrics_net", "sharpe"))
 
-    benchmarks = [k for k in variants if _split(k)[1] is None]
+    benchmarks = [k for k in variants if split(k)[1] is None]
     for objective in objectives:
-        ranked = [(k, s) for k in variants if _split(k)[1] == objective and (s := sharpe(k)) is not None]
+        ranked = [(k, s) for k in variants if split(k)[1] == objective and (s := sharpe(k)) is not None]
         if not ranked:
             continue
         ranked.sort(key=lambda ks: -ks[1])
         listing = Markup(", ").join(
-            Markup("<code>{}</code> ({})").format(_split(k)[0], _fmt_float(s)) for k, s in ranked
+            Markup("<code>{}</code> ({})").format(split(k)[0], fmt_float(s)) for k, s in ranked
         )
         text = Markup("Under <strong>{}</strong>, the net Sharpe ratios rank {}").format(objective, listing)
         bench = [(k, s) for k in benchmarks if (s := sharpe(k)) is not None]
         if bench:
             text += Markup("; benchmarks: {}").format(
-                Markup(", ").join(Markup("<code>{}</code> ({})").format(k, _fmt_float(s)) for k, s in bench)
+                Markup(", ").join(Markup("<code>{}</code> ({})").format(k, fmt_float(s)) for k, s in bench)
             )
             beaten = [k for k, _ in bench if ranked[0][1] > dict(bench)[k]]
             if len(beaten) == len(bench):
@@ -142,10 +142,10 @@ def _summary(results: Mapping[str, Any], objectives: Sequence[str], variants: Se
                 text += Markup(". No forecast-driven variant beats the benchmarks")
         sentences.append(text + Markup("."))
 
-    tests = _get(results, "tests", default={})
-    pairwise = [r for r in _get(tests, "pairwise", default=[]) if isinstance(r, Mapping)]
+    tests = get(results, "tests", default={})
+    pairwise = [r for r in get(tests, "pairwise", default=[]) if isinstance(r, Mapping)]
     if pairwise:
-        alpha = _as_float(tests.get("alpha")) or 0.05
+        alpha = as_float(tests.get("alpha")) or 0.05
         adj_key = _adjusted_key(tests)
         sig = [r for r in pairwise if _is_significant(r, adj_key, alpha)]
         sentences.append(
@@ -154,7 +154,7 @@ def _summary(results: Mapping[str, Any], objectives: Sequence[str], variants: Se
                 "after {} correction over that family. They describe how the return distributions differ "
                 "and do not enter the verdicts."
             ).format(
-                _fmt_int(len(pairwise)),
+                fmt_int(len(pairwise)),
                 len(sig),
                 "is" if len(sig) == 1 else "are",
                 f"{alpha:g}",
@@ -164,220 +164,216 @@ def _summary(results: Mapping[str, Any], objectives: Sequence[str], variants: Se
     return sentences
 
 
-def _config_section(results: Mapping[str, Any]) -> tuple[_Table, list[_Table]]:
-    config = _get(results, "config", default={})
+def _config_section(results: Mapping[str, Any]) -> tuple[Table, list[Table]]:
+    config = get(results, "config", default={})
     meta = [
-        ("run id", _fmt_text(config.get("run_id"))),
-        ("Kallos version", _fmt_text(config.get("kallos_version"))),
-        ("created at", _fmt_text(config.get("created_at"))),
-        ("config hash", _fmt_text(config.get("config_hash"))),
-        ("data hash", _fmt_text(config.get("data_hash"))),
-        ("database", _fmt_text(_get(results, "data", "database"))),
+        ("run id", fmt_text(config.get("run_id"))),
+        ("Kallos version", fmt_text(config.get("kallos_version"))),
+        ("created at", fmt_text(config.get("created_at"))),
+        ("config hash", fmt_text(config.get("config_hash"))),
+        ("data hash", fmt_text(config.get("data_hash"))),
+        ("database", fmt_text(get(results, "data", "database"))),
     ]
-    meta_table = _Table(
+    meta_table = Table(
         "run-table",
         "Run identity: the config hash and data hash together identify this run.",
-        [_Header("field"), _Header("value")],
-        [_Group(None, [_Row([_Cell(k), _Cell(v, "mono")]) for k, v in meta])],
+        [Header("field"), Header("value")],
+        [Group(None, [Row([Cell(k), Cell(v, "mono")]) for k, v in meta])],
     )
-    study = _get(config, "study", default={})
+    study = get(config, "study", default={})
     general = {k: v for k, v in study.items() if not isinstance(v, Mapping)}
-    cards: list[_Table] = []
+    cards: list[Table] = []
     blocks = ([("general", general)] if general else []) + [
         (k, v) for k, v in study.items() if isinstance(v, Mapping)
     ]
     for name, block in blocks:
-        rows = [_Row([_Cell(k, "mono"), _Cell(v, "mono")]) for k, v in _flatten(block)]
-        cards.append(_Table(f"config-{name}", name, [_Header("key"), _Header("value")], [_Group(None, rows)]))
+        rows = [Row([Cell(k, "mono"), Cell(v, "mono")]) for k, v in flatten(block)]
+        cards.append(Table(f"config-{name}", name, [Header("key"), Header("value")], [Group(None, rows)]))
     return meta_table, cards
 
 
 def _data_section(results: Mapping[str, Any]) -> dict[str, Any]:
-    data = _get(results, "data", default={})
-    sources = [s for s in _get(data, "sources", default=[]) if isinstance(s, Mapping)]
+    data = get(results, "data", default={})
+    sources = [s for s in get(data, "sources", default=[]) if isinstance(s, Mapping)]
     src_cols = [
-        _txt("source", "source"),
-        _txt("coin_id", "coin"),
-        _txt("first", "first", _fmt_date),
-        _txt("last", "last", _fmt_date),
-        _num("rows", "rows", _fmt_int),
+        txt("source", "source"),
+        txt("coin_id", "coin"),
+        txt("first", "first", fmt_date),
+        txt("last", "last", fmt_date),
+        num("rows", "rows", fmt_int),
     ]
-    src_period = _period_text(
+    src_period = period_text(
         min((s.get("first") for s in sources if s.get("first")), default=None),
         max((s.get("last") for s in sources if s.get("last")), default=None),
     )
-    sources_table = _record_table(
+    sources_table = record_table(
         "sources-table",
         f"Rows stored per source and coin, {src_period}; "
-        f"N = {_total(sources, 'rows'):,} rows from {len(sources)} source×coin series.",
+        f"N = {total(sources, 'rows'):,} rows from {len(sources)} source×coin series.",
         sorted(sources, key=lambda s: (str(s.get("source")), str(s.get("coin_id")))),
         src_cols,
     )
-    panel = _get(data, "panel", default={})
-    quality = _get(data, "quality", default={})
-    summary = _get(quality, "summary", default={})
-    events = [e for e in _get(quality, "events", default=[]) if isinstance(e, Mapping)]
-    summary_table = _Table(
+    panel = get(data, "panel", default={})
+    quality = get(data, "quality", default={})
+    summary = get(quality, "summary", default={})
+    events = [e for e in get(quality, "events", default=[]) if isinstance(e, Mapping)]
+    summary_table = Table(
         "quality-summary-table",
-        f"Data-quality events by rule, panel {_period_text(panel.get('start'), panel.get('end'))}; "
+        f"Data-quality events by rule, panel {period_text(panel.get('start'), panel.get('end'))}; "
         f"N = {len(events):,} events.",
-        [_Header("rule"), _Header("events", "num")],
-        [
-            _Group(
-                None, [_Row([_Cell(str(k), "mono"), _Cell(_fmt_int(v), "num")]) for k, v in summary.items()]
-            )
-        ],
+        [Header("rule"), Header("events", "num")],
+        [Group(None, [Row([Cell(str(k), "mono"), Cell(fmt_int(v), "num")]) for k, v in summary.items()])],
     )
     ev_cols = [
-        _txt("rule", "rule"),
-        _txt("coin_id", "coin"),
-        _txt("start", "start", _fmt_date),
-        _txt("end", "end", _fmt_date),
-        _num("n_rows", "rows", _fmt_int),
-        _txt("action", "action"),
-        _txt("detail", "detail"),
+        txt("rule", "rule"),
+        txt("coin_id", "coin"),
+        txt("start", "start", fmt_date),
+        txt("end", "end", fmt_date),
+        num("n_rows", "rows", fmt_int),
+        txt("action", "action"),
+        txt("detail", "detail"),
     ]
     shown = events[:_MAX_EVENT_ROWS]
-    panel_period = _period_text(panel.get("start"), panel.get("end"))
-    events_table = _record_table(
+    panel_period = period_text(panel.get("start"), panel.get("end"))
+    events_table = record_table(
         "quality-events-table",
         f"Data-quality events, {panel_period}; N = {len(events):,} events.",
         shown,
         ev_cols,
     )
     if len(events) > len(shown):
-        events_table = _Table(
+        events_table = Table(
             events_table.id,
             events_table.caption,
             events_table.headers,
             events_table.groups,
             note=f"Showing the first {len(shown):,} of {len(events):,} events; all are in results.json.",
         )
-    universe = [m for m in _get(data, "universe", default=[]) if isinstance(m, Mapping)]
+    universe = [m for m in get(data, "universe", default=[]) if isinstance(m, Mapping)]
     uni_rows = []
     for m in universe:
         cons = sorted(
             [c for c in m.get("constituents") or [] if isinstance(c, Mapping)],
-            key=lambda c: _as_float(c.get("rank")) or math.inf,
+            key=lambda c: as_float(c.get("rank")) or math.inf,
         )
-        listing = " · ".join(f"{c.get('coin_id')} {_fmt_pct(c.get('benchmark_weight'))}" for c in cons)
+        listing = " · ".join(f"{c.get('coin_id')} {fmt_pct(c.get('benchmark_weight'))}" for c in cons)
         uni_rows.append(
-            _Row(
+            Row(
                 [
-                    _Cell(_fmt_text(m.get("month")), "mono"),
-                    _Cell(_fmt_date(m.get("selection_date")), "mono"),
-                    _Cell(str(len(cons)), "num"),
-                    _Cell(listing or DASH, "wrap"),
+                    Cell(fmt_text(m.get("month")), "mono"),
+                    Cell(fmt_date(m.get("selection_date")), "mono"),
+                    Cell(str(len(cons)), "num"),
+                    Cell(listing or DASH, "wrap"),
                 ]
             )
         )
     months = [str(m.get("month")) for m in universe]
-    universe_table = _Table(
+    universe_table = Table(
         "universe-table",
         f"Monthly universe, {months[0] if months else DASH} – {months[-1] if months else DASH}; "
         f"N = {len(universe)} months. Weights are the capped market-cap benchmark weights.",
         [
-            _Header("month"),
-            _Header("selected on"),
-            _Header("coins", "num"),
-            _Header("constituents (benchmark weight)"),
+            Header("month"),
+            Header("selected on"),
+            Header("coins", "num"),
+            Header("constituents (benchmark weight)"),
         ],
-        [_Group(None, uni_rows)],
+        [Group(None, uni_rows)],
     )
     return {
         "panel": panel,
-        "panel_text": f"{panel_period}, {_fmt_int(panel.get('n_coins'))} coins",
+        "panel_text": f"{panel_period}, {fmt_int(panel.get('n_coins'))} coins",
         "sources": sources_table,
         "quality_summary": summary_table,
         "events": events_table,
         "n_events": len(events),
         "universe": universe_table,
-        "universe_fig": _figure_html(charts.universe_heatmap_figure(universe), "universe")
+        "universe_fig": figure_html(charts.universe_heatmap_figure(universe), "universe")
         if universe
         else None,
     }
 
 
-def _metrics_table(results: Mapping[str, Any], objectives: Sequence[str], variants: Sequence[str]) -> _Table:
-    strategies = _get(results, "strategies", default={})
-    var_level = _as_float(_get(results, "config", "study", "evaluation", "var_level"))
+def _metrics_table(results: Mapping[str, Any], objectives: Sequence[str], variants: Sequence[str]) -> Table:
+    strategies = get(results, "strategies", default={})
+    var_level = as_float(get(results, "config", "study", "evaluation", "var_level"))
     var_title = f" at the {var_level:g} level" if var_level is not None else ""
     spec: list[tuple[str, str, str, Callable[[Any], str], str]] = [
         # (label, block, key, formatter, title)
-        ("Total", "metrics_net", "total_return", _fmt_pct, "Total net return over the period"),
-        ("CAGR", "metrics_net", "cagr", _fmt_pct, "Compound annual growth rate, net of costs"),
-        ("CAGR gross", "metrics_gross", "cagr", _fmt_pct, "CAGR before costs"),
-        ("Vol", "metrics_net", "annual_volatility", _fmt_pct, "Annualised volatility (365 days)"),
-        ("Sharpe", "metrics_net", "sharpe", _fmt_float, "Annualised Sharpe ratio, net of costs"),
-        ("Sharpe gross", "metrics_gross", "sharpe", _fmt_float, "Sharpe ratio before costs"),
-        ("Sortino", "metrics_net", "sortino", _fmt_float, "Annualised Sortino ratio, net"),
-        ("Calmar", "metrics_net", "calmar", _fmt_float, "CAGR / |max drawdown|, net"),
-        ("Max DD", "metrics_net", "max_drawdown", _fmt_pct, "Maximum drawdown, net"),
-        ("VaR", "metrics_net", "var", lambda v: _fmt_pct(v, 2), f"Daily historical value at risk{var_title}"),
-        ("CVaR", "metrics_net", "cvar", lambda v: _fmt_pct(v, 2), f"Daily expected shortfall{var_title}"),
-        ("Skew", "metrics_net", "skewness", _fmt_float, "Skewness of daily net returns"),
-        ("Kurt", "metrics_net", "kurtosis", _fmt_float, "Excess kurtosis of daily net returns"),
-        ("Win", "metrics_net", "win_rate", _fmt_pct, "Share of days with a positive net return"),
-        ("TO / yr", "metrics_net", "turnover_annual", lambda v: _fmt_pct(v, 0), "One-way turnover per year"),
+        ("Total", "metrics_net", "total_return", fmt_pct, "Total net return over the period"),
+        ("CAGR", "metrics_net", "cagr", fmt_pct, "Compound annual growth rate, net of costs"),
+        ("CAGR gross", "metrics_gross", "cagr", fmt_pct, "CAGR before costs"),
+        ("Vol", "metrics_net", "annual_volatility", fmt_pct, "Annualised volatility (365 days)"),
+        ("Sharpe", "metrics_net", "sharpe", fmt_float, "Annualised Sharpe ratio, net of costs"),
+        ("Sharpe gross", "metrics_gross", "sharpe", fmt_float, "Sharpe ratio before costs"),
+        ("Sortino", "metrics_net", "sortino", fmt_float, "Annualised Sortino ratio, net"),
+        ("Calmar", "metrics_net", "calmar", fmt_float, "CAGR / |max drawdown|, net"),
+        ("Max DD", "metrics_net", "max_drawdown", fmt_pct, "Maximum drawdown, net"),
+        ("VaR", "metrics_net", "var", lambda v: fmt_pct(v, 2), f"Daily historical value at risk{var_title}"),
+        ("CVaR", "metrics_net", "cvar", lambda v: fmt_pct(v, 2), f"Daily expected shortfall{var_title}"),
+        ("Skew", "metrics_net", "skewness", fmt_float, "Skewness of daily net returns"),
+        ("Kurt", "metrics_net", "kurtosis", fmt_float, "Excess kurtosis of daily net returns"),
+        ("Win", "metrics_net", "win_rate", fmt_pct, "Share of days with a positive net return"),
+        ("TO / yr", "metrics_net", "turnover_annual", lambda v: fmt_pct(v, 0), "One-way turnover per year"),
         (
             "TO / rebal",
             "metrics_net",
             "turnover_per_rebalance",
-            _fmt_pct,
+            fmt_pct,
             "Mean one-way turnover per rebalance",
         ),
         (
             "Eff. N",
             "metrics_net",
             "effective_n",
-            lambda v: _fmt_float(v, 1),
+            lambda v: fmt_float(v, 1),
             "Mean effective number of coins",
         ),
     ]
-    headers = [
-        _Header("variant"),
-        *(_Header(label, "num", title) for label, *_, title in spec),
-        _Header("Fallbacks", "num", "Rebalances that used a fallback objective / all rebalances"),
+    table_headers = [
+        Header("variant"),
+        *(Header(label, "num", title) for label, *_, title in spec),
+        Header("Fallbacks", "num", "Rebalances that used a fallback objective / all rebalances"),
     ]
 
-    sheets = _get(results, "tearsheets", default={}) or {}
+    sheets = get(results, "tearsheets", default={}) or {}
 
-    def row(key: str, best: bool) -> _Row:
-        entry = _get(strategies, key, default={})
+    def row(key: str, best: bool) -> Row:
+        entry = get(strategies, key, default={})
         link = sheets.get(key) if isinstance(sheets, Mapping) else None
-        label = _swatch(key)
+        label = swatch(key)
         if link:
             label += Markup(
                 ' <a class="ts" href="{}" title="QuantStats tearsheet vs market_cap">tearsheet</a>'
             ).format(link)
-        cells = [_Cell(label)]
+        cells = [Cell(label)]
         for label, block, metric, fmt, _ in spec:
             cls = "num best" if best and label == "Sharpe" else "num"
-            cells.append(_Cell(fmt(_get(entry, block, metric)), cls))
-        fb = _get(entry, "fallbacks", default={})
-        reasons = "; ".join(f"{k}: {v}" for k, v in (_get(fb, "by_reason", default={}) or {}).items())
-        cells.append(_Cell(f"{_fmt_int(fb.get('count'))} / {_fmt_int(fb.get('rebalances'))}", "num", reasons))
-        return _Row(cells, attrs={"data-variant": key})
+            cells.append(Cell(fmt(get(entry, block, metric)), cls))
+        fb = get(entry, "fallbacks", default={})
+        reasons = "; ".join(f"{k}: {v}" for k, v in (get(fb, "by_reason", default={}) or {}).items())
+        cells.append(Cell(f"{fmt_int(fb.get('count'))} / {fmt_int(fb.get('rebalances'))}", "num", reasons))
+        return Row(cells, attrs={"data-variant": key})
 
-    groups: list[_Group] = []
+    groups: list[Group] = []
     for objective in objectives:
-        keys = [k for k in variants if _split(k)[1] == objective]
-        sharpes = {k: _as_float(_get(strategies, k, "metrics_net", "sharpe")) for k in keys}
+        keys = [k for k in variants if split(k)[1] == objective]
+        sharpes = {k: as_float(get(strategies, k, "metrics_net", "sharpe")) for k in keys}
         top = max((s for s in sharpes.values() if s is not None), default=None)
-        groups.append(_Group(objective, [row(k, top is not None and sharpes[k] == top) for k in keys]))
-    bench = [k for k in variants if _split(k)[1] is None]
+        groups.append(Group(objective, [row(k, top is not None and sharpes[k] == top) for k in keys]))
+    bench = [k for k in variants if split(k)[1] is None]
     if bench:
-        groups.append(_Group("benchmarks", [row(k, False) for k in bench]))
-    periods = [_get(strategies, k, "period", default={}) for k in variants]
+        groups.append(Group("benchmarks", [row(k, False) for k in bench]))
+    periods = [get(strategies, k, "period", default={}) for k in variants]
     starts = [p.get("start") for p in periods if p.get("start")]
     ends = [p.get("end") for p in periods if p.get("end")]
     caption = (
         "Performance by variant, net of costs unless marked gross; "
-        f"{_period_text(min(starts, default=None), max(ends, default=None))}; "
-        f"{_n_text((p.get('n_days') for p in periods), 'daily observations')}. "
+        f"{period_text(min(starts, default=None), max(ends, default=None))}; "
+        f"{n_text((p.get('n_days') for p in periods), 'daily observations')}. "
         "Bold: highest net Sharpe ratio within an objective."
     )
-    return _Table("metrics-table", caption, headers, groups)
+    return Table("metrics-table", caption, table_headers, groups)
 
 
 def _adjusted_key(tests: Mapping[str, Any]) -> str:
@@ -392,7 +388,7 @@ def _p_label(adj_key: str) -> str:
 
 
 def _is_significant(row: Mapping[str, Any], adj_key: str, alpha: float) -> bool:
-    p = _as_float(row.get(adj_key))
+    p = as_float(row.get(adj_key))
     if p is None:
         return bool(row.get("significant"))
     return p < alpha
@@ -400,39 +396,39 @@ def _is_significant(row: Mapping[str, Any], adj_key: str, alpha: float) -> bool:
 
 def _tests_table(
     results: Mapping[str, Any], objectives: Sequence[str], *, only_significant: bool = False
-) -> _Table:
+) -> Table:
     """Pairwise tests grouped by objective.
 
     Rows significant after Holm get class ``sig``; rows significant only after BH get ``sig-bh``.
     """
-    tests = _get(results, "tests", default={})
-    alpha = _as_float(tests.get("alpha")) or 0.05
+    tests = get(results, "tests", default={})
+    alpha = as_float(tests.get("alpha")) or 0.05
     adj_key = _adjusted_key(tests)
-    rows = [r for r in _get(tests, "pairwise", default=[]) if isinstance(r, Mapping)]
+    rows = [r for r in get(tests, "pairwise", default=[]) if isinstance(r, Mapping)]
     columns = [
-        _txt("a", "A", lambda v: _swatch(str(v)) if v is not None else DASH),
-        _txt("b", "B", lambda v: _swatch(str(v)) if v is not None else DASH),
-        _txt("test", "test", lambda v: TEST_LABELS.get(str(v), _fmt_text(v))),
-        _num("statistic", "statistic", lambda v: _fmt_float(v, 3)),
-        _num("p_value", "p", _fmt_p, "Unadjusted p-value"),
-        _num("p_holm", "p (Holm)", _fmt_p, "Holm-adjusted p-value (family-wise error)"),
-        _num("p_bh", "p (BH)", _fmt_p, "Benjamini-Hochberg adjusted p-value (false discovery rate)"),
-        _num(
+        txt("a", "A", lambda v: swatch(str(v)) if v is not None else DASH),
+        txt("b", "B", lambda v: swatch(str(v)) if v is not None else DASH),
+        txt("test", "test", lambda v: TEST_LABELS.get(str(v), fmt_text(v))),
+        num("statistic", "statistic", lambda v: fmt_float(v, 3)),
+        num("p_value", "p", fmt_p, "Unadjusted p-value"),
+        num("p_holm", "p (Holm)", fmt_p, "Holm-adjusted p-value (family-wise error)"),
+        num("p_bh", "p (BH)", fmt_p, "Benjamini-Hochberg adjusted p-value (false discovery rate)"),
+        num(
             "cohens_d",
             "Cohen's d",
-            lambda v: _fmt_float(v, 3),
+            lambda v: fmt_float(v, 3),
             "Standardised mean difference of daily returns",
         ),
-        _num("mean_diff_annual", "Δ mean / yr", lambda v: _fmt_pct(v, 2, signed=True), "Annualised A − B"),
-        _num("n", "N", _fmt_int, "Daily observations"),
+        num("mean_diff_annual", "Δ mean / yr", lambda v: fmt_pct(v, 2, signed=True), "Annualised A − B"),
+        num("n", "N", fmt_int, "Daily observations"),
     ]
-    headers = [
-        *_headers(columns),
-        _Header(
+    table_headers = [
+        *headers(columns),
+        Header(
             "effect [95% CI]", "num", "The test's own effect size and confidence interval (name on hover)"
         ),
-        _Header("BH", "", f"p (BH) < α = {alpha:g} (false discovery rate)"),
-        _Header("significant", "", f"{_p_label(adj_key)} < α = {alpha:g}"),
+        Header("BH", "", f"p (BH) < α = {alpha:g} (false discovery rate)"),
+        Header("significant", "", f"{_p_label(adj_key)} < α = {alpha:g}"),
     ]
     grouped: dict[str, list[Mapping[str, Any]]] = {}
     for r in rows:
@@ -444,27 +440,27 @@ def _tests_table(
         out = []
         for r in grouped[group]:
             sig = _is_significant(r, adj_key, alpha)
-            bh = _as_float(r.get("p_bh"))
+            bh = as_float(r.get("p_bh"))
             sig_bh = bh is not None and bh < alpha
             if only_significant and not (sig or sig_bh):
                 continue
-            base = _record_row(r, columns)
-            effect = _as_float(r.get("effect"))
+            base = record_row(r, columns)
+            effect = as_float(r.get("effect"))
             effect_text = (
                 DASH
                 if effect is None
-                else f"{_fmt_float(effect, 3)} "
-                f"[{_fmt_float(r.get('ci_low'), 3)}, {_fmt_float(r.get('ci_high'), 3)}]"
+                else f"{fmt_float(effect, 3)} "
+                f"[{fmt_float(r.get('ci_low'), 3)}, {fmt_float(r.get('ci_high'), 3)}]"
             )
             cells = [
                 *base.cells,
-                _Cell(effect_text, "num", _fmt_text(r.get("effect_name")) if r.get("effect_name") else ""),
-                _Cell("yes" if sig_bh else "no", "flag"),
-                _Cell("yes" if sig else "no", "flag"),
+                Cell(effect_text, "num", fmt_text(r.get("effect_name")) if r.get("effect_name") else ""),
+                Cell("yes" if sig_bh else "no", "flag"),
+                Cell("yes" if sig else "no", "flag"),
             ]
             cls = "sig" if sig else ("sig-bh" if sig_bh else "")
             out.append(
-                _Row(
+                Row(
                     cells,
                     cls,
                     {"data-a": str(r.get("a")), "data-b": str(r.get("b")), "data-test": str(r.get("test"))},
@@ -472,82 +468,84 @@ def _tests_table(
             )
         n_shown += len(out)
         if out:
-            groups.append(_Group(group, out))
-    period = _get(tests, "period", default={})
+            groups.append(Group(group, out))
+    period = get(tests, "period", default={})
     n_values = [period.get("n_days")] if period.get("n_days") is not None else [r.get("n") for r in rows]
     family = tests.get("family_size") or len(rows)
     caption = (
         ("Significant pairwise tests" if only_significant else "Pairwise tests")
         + " of daily net returns, A vs B, "
-        f"{_period_text(period.get('start'), period.get('end'))}; "
-        f"{_n_text(n_values, 'daily observations')}; family of {family} tests. "
+        f"{period_text(period.get('start'), period.get('end'))}; "
+        f"{n_text(n_values, 'daily observations')}; family of {family} tests. "
         f"Correction: {tests.get('correction') or 'holm'}, "
         f"α = {alpha:g}; highlighted rows have {_p_label(adj_key)} < α, lightly highlighted only p (BH) < α."
     )
-    return _Table("tests-significant-table" if only_significant else "tests-table", caption, headers, groups)
+    return Table(
+        "tests-significant-table" if only_significant else "tests-table", caption, table_headers, groups
+    )
 
 
 def _forecast_section(results: Mapping[str, Any], frames: ReportFrames) -> dict[str, Any]:
-    fc = _get(results, "forecasts", default={})
+    fc = get(results, "forecasts", default={})
     baseline = str(fc.get("baseline") or "zero")
-    horizon = _fmt_int(fc.get("horizon"))
-    period = _get(fc, "period", default={})
-    period_text = _period_text(period.get("start"), period.get("end"))
-    overall = [r for r in _get(fc, "overall", default=[]) if isinstance(r, Mapping)]
+    horizon = fmt_int(fc.get("horizon"))
+    period = get(fc, "period", default={})
+    span = period_text(period.get("start"), period.get("end"))
+    overall = [r for r in get(fc, "overall", default=[]) if isinstance(r, Mapping)]
     cols = [
-        _txt("forecaster", "forecaster", lambda v: _swatch(str(v))),
-        _txt("coin_id", "coin"),
-        _num("n", "N", _fmt_int, "Forecasts with a realised value"),
-        _num("rmse", "RMSE", lambda v: _fmt_float(v, 4), "Root mean squared error, log-return units"),
-        _num("mae", "MAE", lambda v: _fmt_float(v, 4), "Mean absolute error, log-return units"),
-        _num("directional_accuracy", "DA", _fmt_pct, "Share of forecasts with the right sign"),
-        _num("r2_oos", "R²oos", _fmt_pct, "Out-of-sample R² against the zero forecast (> 0 beats zero)"),
-        _num("rmse_ratio", "RMSE ratio", lambda v: _fmt_float(v, 3), f"RMSE / RMSE of {baseline}"),
-        _num("da_diff", "DA − base", _fmt_pp, f"DA minus DA of {baseline}, percentage points"),
+        txt("forecaster", "forecaster", lambda v: swatch(str(v))),
+        txt("coin_id", "coin"),
+        num("n", "N", fmt_int, "Forecasts with a realised value"),
+        num("rmse", "RMSE", lambda v: fmt_float(v, 4), "Root mean squared error, log-return units"),
+        num("mae", "MAE", lambda v: fmt_float(v, 4), "Mean absolute error, log-return units"),
+        num("directional_accuracy", "DA", fmt_pct, "Share of forecasts with the right sign"),
+        num("r2_oos", "R²oos", fmt_pct, "Out-of-sample R² against the zero forecast (> 0 beats zero)"),
+        num("rmse_ratio", "RMSE ratio", lambda v: fmt_float(v, 3), f"RMSE / RMSE of {baseline}"),
+        num("da_diff", "DA − base", fmt_pp, f"DA minus DA of {baseline}, percentage points"),
     ]
     rank = lambda r: (charts.strategy_rank(str(r.get("forecaster"))), str(r.get("coin_id")))  # noqa: E731
     pooled = sorted((r for r in overall if str(r.get("coin_id")) == "all"), key=rank)
     per_coin = sorted((r for r in overall if str(r.get("coin_id")) != "all"), key=rank)
     what = f"{horizon}-day forward log returns; ratios and differences are relative to {baseline}"
-    overall_table = _record_table(
+    overall_table = record_table(
         "forecast-overall-table",
-        f"Forecast accuracy pooled over coins, {period_text}; "
-        f"{_n_text((r.get('n') for r in pooled), 'forecasts')} per forecaster; {what}.",
+        f"Forecast accuracy pooled over coins, {span}; "
+        f"{n_text((r.get('n') for r in pooled), 'forecasts')} per forecaster; {what}.",
         pooled,
         cols,
     )
-    per_coin_table = _record_table(
+    per_coin_table = record_table(
         "forecast-coin-table",
-        f"Forecast accuracy per coin, {period_text}; "
-        f"{_n_text((r.get('n') for r in per_coin), 'forecasts')} per forecaster and coin; {what}.",
+        f"Forecast accuracy per coin, {span}; "
+        f"{n_text((r.get('n') for r in per_coin), 'forecasts')} per forecaster and coin; {what}.",
         per_coin,
         cols,
     )
-    bcq = [r for r in _get(fc, "by_coin_quarter", default=[]) if isinstance(r, Mapping)]
+    bcq = [r for r in get(fc, "by_coin_quarter", default=[]) if isinstance(r, Mapping)]
     q_cols = [
         *cols[:2],
-        _txt("quarter", "quarter"),
+        txt("quarter", "quarter"),
         *cols[2:7],
         cols[7],
-        _num("mae_ratio", "MAE ratio", lambda v: _fmt_float(v, 3), f"MAE / MAE of {baseline}"),
+        num("mae_ratio", "MAE ratio", lambda v: fmt_float(v, 3), f"MAE / MAE of {baseline}"),
         cols[8],
     ]
     bcq_sorted = sorted(bcq, key=lambda r: (*rank(r), str(r.get("quarter"))))
-    quarter_table = _record_table(
+    quarter_table = record_table(
         "forecast-quarter-table",
-        f"Forecast accuracy per coin and quarter, {period_text}; "
-        f"N = {_total(bcq, 'n'):,} forecasts in {len(bcq):,} cells; {what}.",
+        f"Forecast accuracy per coin and quarter, {span}; "
+        f"N = {total(bcq, 'n'):,} forecasts in {len(bcq):,} cells; {what}.",
         bcq_sorted,
         q_cols,
     )
-    models = _get(fc, "models", default={})
+    models = get(fc, "models", default={})
     res = charts.residuals(frames.forecasts) if not frames.forecasts.empty else None
     residual_caption = ""
     if res is not None and len(res):
         counts = res.groupby("forecaster").size()
         residual_caption = (
             f"Residual = realised − forecast ({horizon}-day log returns), one panel per coin, "
-            f"forecasters overlaid; {period_text}; N = "
+            f"forecasters overlaid; {span}; N = "
             + ", ".join(
                 f"{n:,} ({f})" for f, n in sorted(counts.items(), key=lambda fn: charts.strategy_rank(fn[0]))
             )
@@ -557,13 +555,13 @@ def _forecast_section(results: Mapping[str, Any], frames: ReportFrames) -> dict[
         "overall": overall_table,
         "per_coin": per_coin_table,
         "by_quarter": quarter_table,
-        "models_text": f"{_fmt_int(models.get('trained'))} models trained over "
-        f"{_fmt_int(models.get('folds'))} walk-forward folds",
-        "da_fig": _figure_html(charts.directional_accuracy_figure(bcq), "da-quarter") if bcq else None,
-        "da_caption": f"Directional accuracy by quarter, pooled over coins (n-weighted), {period_text}; "
-        f"N = {_total(bcq, 'n'):,} forecasts.",
+        "models_text": f"{fmt_int(models.get('trained'))} models trained over "
+        f"{fmt_int(models.get('folds'))} walk-forward folds",
+        "da_fig": figure_html(charts.directional_accuracy_figure(bcq), "da-quarter") if bcq else None,
+        "da_caption": f"Directional accuracy by quarter, pooled over coins (n-weighted), {span}; "
+        f"N = {total(bcq, 'n'):,} forecasts.",
         "residual_fig": (
-            _figure_html(charts.residual_histograms_figure(frames.forecasts), "residuals")
+            figure_html(charts.residual_histograms_figure(frames.forecasts), "residuals")
             if res is not None and len(res)
             else None
         ),
@@ -591,8 +589,8 @@ def _returns_caption(returns: pd.DataFrame, what: str) -> str:
     if valid.empty:
         return f"{what}; no data."
     return (
-        f"{what}, {_period_text(valid.index.min(), valid.index.max())}; "
-        f"{_n_text(returns.notna().sum(), 'daily observations')} per variant."
+        f"{what}, {period_text(valid.index.min(), valid.index.max())}; "
+        f"{n_text(returns.notna().sum(), 'daily observations')} per variant."
     )
 
 
@@ -663,7 +661,7 @@ def render_report(
         external resource, so it works offline.
     """
     objectives, variants = _variant_order(results, frames)
-    config = _get(results, "config", default={})
+    config = get(results, "config", default={})
     meta_table, config_cards = _config_section(results)
     extra = sections.build_sections(sections.SectionContext(results, frames, objectives, variants))
     forecast_evaluation = _forecast_evaluation(forecast_evaluation_section)
@@ -677,9 +675,9 @@ def render_report(
     has_weights = not frames.weights.empty and (frames.weights["objective"].astype(str) != "none").any()
     context = {
         "title": "Kallos study report",
-        "run_id": _fmt_text(config.get("run_id")),
-        "created_at": _fmt_text(config.get("created_at")),
-        "version": _fmt_text(config.get("kallos_version")),
+        "run_id": fmt_text(config.get("run_id")),
+        "created_at": fmt_text(config.get("created_at")),
+        "version": fmt_text(config.get("kallos_version")),
         "plotlyjs": Markup(get_plotlyjs()),
         "sections": toc,
         "extra": extra,
@@ -689,21 +687,19 @@ def render_report(
         "meta_table": meta_table,
         "config_cards": config_cards,
         "data": _data_section(results),
-        "cumulative_fig": _figure_html(charts.cumulative_returns_figure(returns, objectives), "cumulative"),
+        "cumulative_fig": figure_html(charts.cumulative_returns_figure(returns, objectives), "cumulative"),
         "cumulative_caption": _returns_caption(
             returns, "Wealth index (1 + r).cumprod() of daily net returns, log scale, one panel per objective"
         ),
-        "drawdown_fig": _figure_html(charts.drawdown_figure(returns, objectives), "drawdowns"),
+        "drawdown_fig": figure_html(charts.drawdown_figure(returns, objectives), "drawdowns"),
         "drawdown_caption": _returns_caption(returns, "Drawdown from the running peak, net of costs"),
         "metrics": _metrics_table(results, objectives, variants),
         "weights_fig": (
-            _figure_html(charts.weights_figure(frames.weights, objectives), "weights")
-            if has_weights
-            else None
+            figure_html(charts.weights_figure(frames.weights, objectives), "weights") if has_weights else None
         ),
         "weights_caption": (
             "Target weights at each decision date, "
-            f"{_period_text(frames.weights['date'].min(), frames.weights['date'].max())}; "
+            f"{period_text(frames.weights['date'].min(), frames.weights['date'].max())}; "
             f"N = {frames.weights['date'].nunique():,} decision dates."
             if has_weights
             else ""

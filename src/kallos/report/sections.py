@@ -24,26 +24,26 @@ from kallos.report import charts
 from kallos.report.blocks import Builder, Figure, Section, SectionContext, TableBlock, Text, records
 from kallos.report.tables import (
     DASH,
-    _as_float,
-    _Cell,
-    _figure_html,
-    _fmt_float,
-    _fmt_int,
-    _fmt_p,
-    _fmt_pct,
-    _fmt_text,
-    _get,
-    _Group,
-    _Header,
-    _headers,
-    _num,
-    _period_text,
-    _record_row,
-    _Row,
-    _split,
-    _swatch,
-    _Table,
-    _txt,
+    Cell,
+    Group,
+    Header,
+    Row,
+    Table,
+    as_float,
+    figure_html,
+    fmt_float,
+    fmt_int,
+    fmt_p,
+    fmt_pct,
+    fmt_text,
+    get,
+    headers,
+    num,
+    period_text,
+    record_row,
+    split,
+    swatch,
+    txt,
 )
 from kallos.report.verdicts import answer, calibration_section, primary_section
 
@@ -54,7 +54,7 @@ ROLLING_WINDOW = 90
 
 
 def _key_rank(key: str, objectives: Sequence[str]) -> tuple[int, tuple[int, str]]:
-    strategy, objective = _split(key)
+    strategy, objective = split(key)
     group = objectives.index(objective) if objective in objectives else len(objectives)
     return group, charts.strategy_rank(strategy)
 
@@ -77,29 +77,29 @@ def _grouped(
 
 
 def _ci(low: Any, high: Any, fmt: Callable[[Any], str]) -> str:
-    if _as_float(low) is None and _as_float(high) is None:
+    if as_float(low) is None and as_float(high) is None:
         return DASH
     return f"[{fmt(low)}, {fmt(high)}]"
 
 
 def _key_cell(value: Any) -> Any:
-    return _swatch(str(value)) if value not in (None, "") else DASH
+    return swatch(str(value)) if value not in (None, "") else DASH
 
 
 # ----------------------------------------------------------------------------- universe (issue 3)
 
 
 def _universe(ctx: SectionContext) -> Section | None:
-    uni = _get(ctx.results, "universe")
+    uni = get(ctx.results, "universe")
     if not isinstance(uni, Mapping):
         return None
     cons = records(uni.get("constituents"))
-    sources = _get(uni, "mcap_sources", default={}) or {}
+    sources = get(uni, "mcap_sources", default={}) or {}
     months = sorted({str(c.get("month")) for c in cons})
     absent = sorted({str(c.get("coin_id")) for c in cons if c.get("in_coingecko") is False})
-    intro = Markup("Universe method <strong>{}</strong>").format(_fmt_text(uni.get("method")))
+    intro = Markup("Universe method <strong>{}</strong>").format(fmt_text(uni.get("method")))
     if uni.get("top_n") is not None:
-        intro += Markup(", top {} coins each month").format(_fmt_int(uni.get("top_n")))
+        intro += Markup(", top {} coins each month").format(fmt_int(uni.get("top_n")))
     intro += Markup(
         ", chosen point in time from market caps known at the selection date "
         "(the last close before the month)."
@@ -113,7 +113,7 @@ def _universe(ctx: SectionContext) -> Section | None:
     if cons:
         blocks.append(
             Figure(
-                _figure_html(charts.universe_heatmap_figure(nested), "universe-pit"),
+                figure_html(charts.universe_heatmap_figure(nested), "universe-pit"),
                 f"Point-in-time constituents, {months[0]} – {months[-1]}; N = {len(months)} months, "
                 f"{len({c.get('coin_id') for c in cons})} coins. "
                 "Colour: benchmark weight; blank: not selected.",
@@ -127,14 +127,12 @@ def _universe(ctx: SectionContext) -> Section | None:
         in_cg = "no" if False in flags else ("yes" if True in flags else DASH)
         used = sorted({str(c.get("mcap_source")) for c in mine if c.get("mcap_source")})
         rows.append(
-            _Row(
+            Row(
                 [
-                    _Cell(coin, "mono"),
-                    _Cell(
-                        _fmt_text(sources.get(coin)) if coin in sources else ", ".join(used) or DASH, "wrap"
-                    ),
-                    _Cell(in_cg, "flag warn" if in_cg == "no" else "flag"),
-                    _Cell(f"{len(mine):,}", "num"),
+                    Cell(coin, "mono"),
+                    Cell(fmt_text(sources.get(coin)) if coin in sources else ", ".join(used) or DASH, "wrap"),
+                    Cell(in_cg, "flag warn" if in_cg == "no" else "flag"),
+                    Cell(f"{len(mine):,}", "num"),
                 ],
                 "warn" if in_cg == "no" else "",
                 {"data-coin": coin},
@@ -142,89 +140,89 @@ def _universe(ctx: SectionContext) -> Section | None:
         )
     blocks.append(
         TableBlock(
-            _Table(
+            Table(
                 "universe-sources-table",
                 f"How each coin's market cap was obtained; {len(coins)} coins over "
                 f"{len(months)} months (N = {len(cons):,} coin-months).",
                 [
-                    _Header("coin"),
-                    _Header("market cap source"),
-                    _Header("in CoinGecko"),
-                    _Header("months", "num"),
+                    Header("coin"),
+                    Header("market cap source"),
+                    Header("in CoinGecko"),
+                    Header("months", "num"),
                 ],
-                [_Group(None, rows)],
+                [Group(None, rows)],
             )
         )
     )
     cols = [
-        _txt("month", "month"),
-        _txt("selection_date", "selected on"),
-        _num("rank", "rank", _fmt_int),
-        _txt("coin_id", "coin"),
-        _num("market_cap", "market cap (USD)", lambda v: _fmt_float(v, 0)),
-        _txt("mcap_source", "source"),
-        _txt("in_coingecko", "in CoinGecko"),
-        _num("benchmark_weight", "benchmark weight", _fmt_pct),
+        txt("month", "month"),
+        txt("selection_date", "selected on"),
+        num("rank", "rank", fmt_int),
+        txt("coin_id", "coin"),
+        num("market_cap", "market cap (USD)", lambda v: fmt_float(v, 0)),
+        txt("mcap_source", "source"),
+        txt("in_coingecko", "in CoinGecko"),
+        num("benchmark_weight", "benchmark weight", fmt_pct),
     ]
-    ordered = sorted(cons, key=lambda c: (str(c.get("month")), _as_float(c.get("rank")) or math.inf))
+    ordered = sorted(cons, key=lambda c: (str(c.get("month")), as_float(c.get("rank")) or math.inf))
     blocks.append(
         TableBlock(
-            _Table(
+            Table(
                 "universe-constituents-table",
                 f"Constituents by month, {months[0] if months else DASH} – {months[-1] if months else DASH}; "
                 f"N = {len(cons):,} coin-months.",
-                _headers(cols),
-                [_Group(None, [_record_row(c, cols) for c in ordered])],
+                headers(cols),
+                [Group(None, [record_row(c, cols) for c in ordered])],
             ),
             "Constituents by month",
         )
     )
-    flagged = records(_get(uni, "reconciliation", "flagged"))
-    threshold = _get(uni, "reconciliation", "threshold")
+    flagged = records(get(uni, "reconciliation", "flagged"))
+    threshold = get(uni, "reconciliation", "threshold")
     if flagged or threshold is not None:
         rcols = [
-            _txt("coin_id", "coin"),
-            _txt("month", "month"),
-            _num("mean_abs_divergence", "mean |Δ|", _fmt_pct),
-            _num("max_abs_divergence", "max |Δ|", _fmt_pct),
-            _num("n_days", "days", _fmt_int),
+            txt("coin_id", "coin"),
+            txt("month", "month"),
+            num("mean_abs_divergence", "mean |Δ|", fmt_pct),
+            num("max_abs_divergence", "max |Δ|", fmt_pct),
+            num("n_days", "days", fmt_int),
         ]
         blocks.append(
             TableBlock(
-                _Table(
+                Table(
                     "universe-reconciliation-table",
                     f"Market-cap reconciliation between sources: coin-months whose relative divergence "
-                    f"exceeds {_fmt_pct(threshold)}; N = {len(flagged)} flagged.",
-                    _headers(rcols),
-                    [_Group(None, [_record_row(r, rcols, cls="warn") for r in flagged])],
+                    f"exceeds {fmt_pct(threshold)}; N = {len(flagged)} flagged.",
+                    headers(rcols),
+                    [Group(None, [record_row(r, rcols, cls="warn") for r in flagged])],
                 ),
                 "Flagged coin-months",
                 10,
             )
         )
-    check = _get(uni, "cmc_check", default={}) or {}
+    check = get(uni, "cmc_check", default={}) or {}
     cases = records(check.get("cases"))
     if check:
         ccols = [
-            _txt("month", "month", lambda m: _fmt_text(m)[:7]),
-            _txt("coin_id", "coin"),
-            _txt("snapshot_date", "CMC snapshot", lambda d: _fmt_text(d)[:10]),
-            _num("market_cap", "panel market cap", lambda v: _fmt_float(v, 0)),
-            _num("cmc_market_cap", "CMC market cap", lambda v: _fmt_float(v, 0)),
-            _num("disagreement", "disagreement", _fmt_pct),
-            _num("market_cap_used", "market cap used", lambda v: _fmt_float(v, 0)),
-            _txt("action", "action"),
+            txt("month", "month", lambda m: fmt_text(m)[:7]),
+            txt("coin_id", "coin"),
+            txt("snapshot_date", "CMC snapshot", lambda d: fmt_text(d)[:10]),
+            num("market_cap", "panel market cap", lambda v: fmt_float(v, 0)),
+            num("cmc_market_cap", "CMC market cap", lambda v: fmt_float(v, 0)),
+            num("disagreement", "disagreement", fmt_pct),
+            num("market_cap_used", "market cap used", lambda v: fmt_float(v, 0)),
+            txt("action", "action"),
         ]
         blocks.append(
             TableBlock(
-                _Table(
+                Table(
                     "universe-cmc-check-table",
                     "Market caps cross-checked against CoinMarketCap (mode "
-                    f"{_fmt_text(check.get('mode'))}): eligible coins whose market cap on the snapshot date "
-                    f"disagrees with CMC's by more than {_fmt_pct(check.get('max_disagreement'), 0)}; "
+                    f"{fmt_text(check.get('mode'))}): eligible coins whose market cap on the snapshot date "
+                    f"disagrees with CMC's by more than {fmt_pct(check.get('max_disagreement'), 0)}; "
                     f"N = {len(cases)} coin-months.",
-                    _headers(ccols),
-                    [_Group(None, [_record_row(r, ccols, cls="warn") for r in cases])],
+                    headers(ccols),
+                    [Group(None, [record_row(r, ccols, cls="warn") for r in cases])],
                 ),
                 "Market-cap disagreements with CoinMarketCap",
                 10,
@@ -251,9 +249,9 @@ def _rolling(ctx: SectionContext) -> Section | None:
     valid = returns.dropna(how="all")
     caption = (
         f"Trailing {window}-day Sharpe ratio of daily net returns, annualised with 365 days (risk-free 0), "
-        f"{_period_text(valid.index.min(), valid.index.max())}; first value after {window} days."
+        f"{period_text(valid.index.min(), valid.index.max())}; first value after {window} days."
     )
-    return Section("rolling", "Rolling Sharpe ratio", [Figure(_figure_html(fig, "rolling-sharpe"), caption)])
+    return Section("rolling", "Rolling Sharpe ratio", [Figure(figure_html(fig, "rolling-sharpe"), caption)])
 
 
 def _turnover(ctx: SectionContext) -> Section | None:
@@ -265,13 +263,13 @@ def _turnover(ctx: SectionContext) -> Section | None:
     n = int((t.fillna(0.0) > 0).sum().max())
     caption = (
         "One-way turnover (fraction of capital traded) at each rebalance, "
-        f"{_period_text(t.index.min(), t.index.max())}; up to N = {n:,} rebalances per variant. "
+        f"{period_text(t.index.min(), t.index.max())}; up to N = {n:,} rebalances per variant. "
         "Costs are charged on this turnover."
     )
     return Section(
         "turnover",
         "Turnover",
-        [Figure(_figure_html(charts.turnover_figure(t, ctx.objectives), "turnover"), caption)],
+        [Figure(figure_html(charts.turnover_figure(t, ctx.objectives), "turnover"), caption)],
     )
 
 
@@ -279,26 +277,26 @@ def _turnover(ctx: SectionContext) -> Section | None:
 
 
 def _fallbacks(ctx: SectionContext) -> Section | None:
-    strategies = _get(ctx.results, "strategies", default={}) or {}
+    strategies = get(ctx.results, "strategies", default={}) or {}
     rows = []
     for key in ctx.variants:
-        fb = _get(strategies, key, "fallbacks")
+        fb = get(strategies, key, "fallbacks")
         if not isinstance(fb, Mapping):
             continue
-        count, rebalances = _as_float(fb.get("count")), _as_float(fb.get("rebalances"))
+        count, rebalances = as_float(fb.get("count")), as_float(fb.get("rebalances"))
         share = count / rebalances if count is not None and rebalances else None
-        reasons = _get(fb, "by_reason", default={}) or {}
+        reasons = get(fb, "by_reason", default={}) or {}
         chain = fb.get("chain")
         detail = "; ".join(f"{k}: {v}" for k, v in reasons.items()) or DASH
         rows.append(
-            _Row(
+            Row(
                 [
-                    _Cell(_swatch(key)),
-                    _Cell(_fmt_int(count), "num"),
-                    _Cell(_fmt_int(rebalances), "num"),
-                    _Cell(_fmt_pct(share), "num"),
-                    _Cell(detail, "wrap"),
-                    _Cell(" → ".join(map(str, chain)) if isinstance(chain, list) and chain else DASH, "wrap"),
+                    Cell(swatch(key)),
+                    Cell(fmt_int(count), "num"),
+                    Cell(fmt_int(rebalances), "num"),
+                    Cell(fmt_pct(share), "num"),
+                    Cell(detail, "wrap"),
+                    Cell(" → ".join(map(str, chain)) if isinstance(chain, list) and chain else DASH, "wrap"),
                 ],
                 "warn" if count else "",
                 {"data-variant": key},
@@ -306,19 +304,19 @@ def _fallbacks(ctx: SectionContext) -> Section | None:
         )
     if not rows:
         return None
-    table = _Table(
+    table = Table(
         "fallbacks-table",
         "Rebalances on which the optimiser's requested objective failed and the decision fell back along "
         f"the chain; N = {len(rows)} variants.",
         [
-            _Header("variant"),
-            _Header("fallbacks", "num"),
-            _Header("rebalances", "num"),
-            _Header("share", "num"),
-            _Header("reasons (count)"),
-            _Header("chain"),
+            Header("variant"),
+            Header("fallbacks", "num"),
+            Header("rebalances", "num"),
+            Header("share", "num"),
+            Header("reasons (count)"),
+            Header("chain"),
         ],
-        [_Group(None, rows)],
+        [Group(None, rows)],
     )
     return Section("fallbacks", "Decision fallbacks", [TableBlock(table)])
 
@@ -327,10 +325,10 @@ def _fallbacks(ctx: SectionContext) -> Section | None:
 
 
 def _sharpe_inference(ctx: SectionContext) -> Section | None:
-    sharpe = _get(ctx.results, "sharpe", default={}) or {}
-    trials = _get(ctx.results, "trials", default={}) or {}
-    pbo = _get(ctx.results, "overfitting", default={}) or {}
-    if _as_float(pbo.get("pbo")) is None:
+    sharpe = get(ctx.results, "sharpe", default={}) or {}
+    trials = get(ctx.results, "trials", default={}) or {}
+    pbo = get(ctx.results, "overfitting", default={}) or {}
+    if as_float(pbo.get("pbo")) is None:
         pbo = {}  # the stage ran without enough variants for CSCV
     if not sharpe and not pbo:
         return None
@@ -339,68 +337,68 @@ def _sharpe_inference(ctx: SectionContext) -> Section | None:
         blocks.append(
             Text(
                 Markup("The deflated Sharpe ratio accounts for <strong>{}</strong> trials: {}.").format(
-                    _fmt_int(trials.get("n_trials")), _fmt_text(trials.get("source"))
+                    fmt_int(trials.get("n_trials")), fmt_text(trials.get("source"))
                 )
             )
         )
     if sharpe:
         cols = [
-            _num("sharpe", "Sharpe", _fmt_float, "Annualised (365 days), net of costs"),
-            _num(
+            num("sharpe", "Sharpe", fmt_float, "Annualised (365 days), net of costs"),
+            num(
                 "psr",
                 "PSR",
-                _fmt_pct,
+                fmt_pct,
                 "Probabilistic Sharpe ratio, P(true SR > 0) (Bailey & López de Prado 2012)",
             ),
-            _num(
+            num(
                 "dsr",
                 "DSR",
-                _fmt_pct,
+                fmt_pct,
                 "Deflated Sharpe ratio, PSR against the expected max of N trials (2014)",
             ),
-            _num("n_trials", "trials", _fmt_int),
-            _num("min_track_record_days", "MinTRL (days)", _fmt_int, "Minimum track record length at 95%"),
-            _num("skew", "skew", _fmt_float),
-            _num("kurtosis", "kurtosis", _fmt_float),
+            num("n_trials", "trials", fmt_int),
+            num("min_track_record_days", "MinTRL (days)", fmt_int, "Minimum track record length at 95%"),
+            num("skew", "skew", fmt_float),
+            num("kurtosis", "kurtosis", fmt_float),
         ]
         rows = []
         for key in sorted(sharpe, key=lambda k: _key_rank(str(k), ctx.objectives)):
             rec = sharpe[key] if isinstance(sharpe[key], Mapping) else {}
-            base = _record_row(rec, cols)
-            dsr = _as_float(rec.get("dsr"))
+            base = record_row(rec, cols)
+            dsr = as_float(rec.get("dsr"))
             rows.append(
-                _Row(
-                    [_Cell(_swatch(str(key))), *base.cells],
+                Row(
+                    [Cell(swatch(str(key))), *base.cells],
                     "sig" if dsr is not None and dsr > 0.95 else "",
                     {"data-variant": str(key)},
                 )
             )
         blocks.append(
             TableBlock(
-                _Table(
+                Table(
                     "sharpe-table",
                     f"Sharpe ratio inference per variant; N = {len(rows)} variants. "
                     "Highlighted: DSR > 95% (skill unlikely to be luck after the trials).",
-                    [_Header("variant"), *_headers(cols)],
-                    [_Group(None, rows)],
+                    [Header("variant"), *headers(cols)],
+                    [Group(None, rows)],
                 )
             )
         )
     if pbo:
-        value = _as_float(pbo.get("pbo"))
+        value = as_float(pbo.get("pbo"))
         text = Markup(
             "Probability of backtest overfitting (CSCV over {} variants and {} splits): <strong>{}</strong>"
-        ).format(_fmt_int(pbo.get("n_variants")), _fmt_int(pbo.get("n_splits")), _fmt_pct(value))
+        ).format(fmt_int(pbo.get("n_variants")), fmt_int(pbo.get("n_splits")), fmt_pct(value))
         if value is not None:
             text += Markup(
                 " — the in-sample best variant ranks below the out-of-sample median in {} of splits{}."
-            ).format(_fmt_pct(value, 0), "; a warning sign" if value > 0.5 else "")
+            ).format(fmt_pct(value, 0), "; a warning sign" if value > 0.5 else "")
         blocks.append(Text(text))
         logits = pbo.get("logits") or []
         if isinstance(logits, list) and logits:
             blocks.append(
                 Figure(
-                    _figure_html(charts.pbo_logits_figure(logits), "pbo-logits"),
+                    figure_html(charts.pbo_logits_figure(logits), "pbo-logits"),
                     "Logits of the out-of-sample relative rank of the in-sample best variant; "
                     f"N = {len(logits):,} splits. PBO is the share at or below 0 "
                     "(Bailey, Borwein, López de Prado & Zhu 2017).",
@@ -412,46 +410,44 @@ def _sharpe_inference(ctx: SectionContext) -> Section | None:
 # ----------------------------------------------------------------------------- regimes and quarters
 
 
-def _pairwise_table(
-    table_id: str, caption: str, records: Sequence[Mapping[str, Any]], alpha: float
-) -> _Table:
+def _pairwise_table(table_id: str, caption: str, records: Sequence[Mapping[str, Any]], alpha: float) -> Table:
     cols = [
-        _txt("a", "A", _key_cell),
-        _txt("b", "B", _key_cell),
-        _txt("test", "test"),
-        _num("statistic", "statistic", lambda v: _fmt_float(v, 3)),
-        _num("p_value", "p", _fmt_p),
-        _num("p_holm", "p (Holm)", _fmt_p),
-        _num("p_bh", "p (BH)", _fmt_p),
+        txt("a", "A", _key_cell),
+        txt("b", "B", _key_cell),
+        txt("test", "test"),
+        num("statistic", "statistic", lambda v: fmt_float(v, 3)),
+        num("p_value", "p", fmt_p),
+        num("p_holm", "p (Holm)", fmt_p),
+        num("p_bh", "p (BH)", fmt_p),
     ]
     rows = []
     for r in records:
-        holm, bh = _as_float(r.get("p_holm")), _as_float(r.get("p_bh"))
+        holm, bh = as_float(r.get("p_holm")), as_float(r.get("p_bh"))
         sig = bool(r.get("significant")) if holm is None else holm < alpha
         cls = "sig" if sig else ("sig-bh" if bh is not None and bh < alpha else "")
         rows.append(
-            _record_row(r, cols, cls=cls, attrs={"data-a": str(r.get("a")), "data-b": str(r.get("b"))})
+            record_row(r, cols, cls=cls, attrs={"data-a": str(r.get("a")), "data-b": str(r.get("b"))})
         )
-    return _Table(table_id, caption, _headers(cols), [_Group(None, rows)])
+    return Table(table_id, caption, headers(cols), [Group(None, rows)])
 
 
 def _regimes(ctx: SectionContext) -> Section | None:
-    regimes = _get(ctx.results, "regimes", default={}) or {}
+    regimes = get(ctx.results, "regimes", default={}) or {}
     metrics = records(regimes.get("metrics"))
     if not metrics:
         return None
-    days = _get(regimes, "days", default={}) or {}
-    intro = Markup("Regimes: {}.").format(_fmt_text(regimes.get("definition")))
+    days = get(regimes, "days", default={}) or {}
+    intro = Markup("Regimes: {}.").format(fmt_text(regimes.get("definition")))
     if days:
         intro += Markup(" Days per regime: {}.").format(
-            ", ".join(f"{k} {_fmt_int(v)}" for k, v in days.items())
+            ", ".join(f"{k} {fmt_int(v)}" for k, v in days.items())
         )
     cols = [
-        _num("n_days", "N", _fmt_int),
-        _num("cagr", "CAGR", _fmt_pct),
-        _num("sharpe", "Sharpe", _fmt_float),
-        _num("volatility", "Vol", _fmt_pct),
-        _num("max_drawdown", "Max DD", _fmt_pct),
+        num("n_days", "N", fmt_int),
+        num("cagr", "CAGR", fmt_pct),
+        num("sharpe", "Sharpe", fmt_float),
+        num("volatility", "Vol", fmt_pct),
+        num("max_drawdown", "Max DD", fmt_pct),
     ]
     groups = []
     for regime in dict.fromkeys(str(m.get("regime")) for m in metrics):
@@ -460,22 +456,20 @@ def _regimes(ctx: SectionContext) -> Section | None:
             key=lambda m: _key_rank(str(m.get("key")), ctx.objectives),
         )
         groups.append(
-            _Group(
-                regime, [_Row([_Cell(_swatch(str(m.get("key")))), *_record_row(m, cols).cells]) for m in recs]
-            )
+            Group(regime, [Row([Cell(swatch(str(m.get("key")))), *record_row(m, cols).cells]) for m in recs])
         )
     blocks: list[Figure | Text | TableBlock] = [
         Text(intro),
         Figure(
-            _figure_html(charts.regime_sharpe_figure(metrics), "regimes"),
+            figure_html(charts.regime_sharpe_figure(metrics), "regimes"),
             "Annualised Sharpe ratio of daily net returns within each regime (365 days); "
             "hatched: second objective.",
         ),
         TableBlock(
-            _Table(
+            Table(
                 "regimes-table",
                 f"Performance by regime, net of costs; N = {len(metrics)} regime × variant cells.",
-                [_Header("variant"), *_headers(cols)],
+                [Header("variant"), *headers(cols)],
                 groups,
             ),
             "Performance by regime",
@@ -483,7 +477,7 @@ def _regimes(ctx: SectionContext) -> Section | None:
     ]
     tests = records(regimes.get("tests"))
     if tests:
-        alpha = _as_float(_get(ctx.results, "tests", "alpha")) or 0.05
+        alpha = as_float(get(ctx.results, "tests", "alpha")) or 0.05
         table = _pairwise_table(
             "regime-tests-table",
             f"Pairwise tests within each regime; N = {len(tests)} tests. "
@@ -491,16 +485,16 @@ def _regimes(ctx: SectionContext) -> Section | None:
             sorted(tests, key=lambda r: str(r.get("regime"))),
             alpha,
         )
-        regime_col = _Header("regime")
+        regime_col = Header("regime")
         rows = [
-            _Row([_Cell(_fmt_text(r.get("regime"))), *row.cells], row.cls, row.attrs)
+            Row([Cell(fmt_text(r.get("regime"))), *row.cells], row.cls, row.attrs)
             for r, row in zip(
                 sorted(tests, key=lambda r: str(r.get("regime"))), table.groups[0].rows, strict=True
             )
         ]
         blocks.append(
             TableBlock(
-                _Table(table.id, table.caption, [regime_col, *table.headers], [_Group(None, rows)]),
+                Table(table.id, table.caption, [regime_col, *table.headers], [Group(None, rows)]),
                 "Tests by regime",
             )
         )
@@ -508,18 +502,18 @@ def _regimes(ctx: SectionContext) -> Section | None:
 
 
 def _quarters(ctx: SectionContext) -> Section | None:
-    quarters = records(_get(ctx.results, "quarters"))
+    quarters = records(get(ctx.results, "quarters"))
     if not quarters:
         return None
     labels = sorted({str(q.get("quarter")) for q in quarters})
     cols = [
-        _txt("quarter", "quarter"),
-        _num("return", "return", _fmt_pct),
-        _num("sharpe", "Sharpe", _fmt_float),
-        _num("volatility", "Vol", _fmt_pct),
+        txt("quarter", "quarter"),
+        num("return", "return", fmt_pct),
+        num("sharpe", "Sharpe", fmt_float),
+        num("volatility", "Vol", fmt_pct),
     ]
     rows = [
-        _Row([_Cell(_swatch(str(q.get("key")))), *_record_row(q, cols).cells])
+        Row([Cell(swatch(str(q.get("key")))), *record_row(q, cols).cells])
         for q in sorted(
             quarters, key=lambda q: (_key_rank(str(q.get("key")), ctx.objectives), str(q.get("quarter")))
         )
@@ -529,16 +523,16 @@ def _quarters(ctx: SectionContext) -> Section | None:
         "Quarterly breakdown",
         [
             Figure(
-                _figure_html(charts.quarters_heatmap_figure(quarters), "quarters"),
+                figure_html(charts.quarters_heatmap_figure(quarters), "quarters"),
                 f"Net return per calendar quarter, {labels[0]} – {labels[-1]}; N = {len(labels)} quarters. "
                 "Red: loss; blue: gain.",
             ),
             TableBlock(
-                _Table(
+                Table(
                     "quarters-table",
                     f"Return, annualised Sharpe ratio and volatility per quarter; N = {len(quarters)} cells.",
-                    [_Header("variant"), *_headers(cols)],
-                    [_Group(None, rows)],
+                    [Header("variant"), *headers(cols)],
+                    [Group(None, rows)],
                 ),
                 "Quarterly table",
             ),
@@ -575,29 +569,29 @@ def headline(results: Mapping[str, Any], objectives: Sequence[str]) -> list[Mark
     """The first screen: the answer from the primary family (:func:`kallos.report.verdicts.answer`),
     then the deflated Sharpe ratio and the probability of backtest overfitting, one sentence each."""
     out: list[Markup] = list(answer(results))
-    sharpe = _get(results, "sharpe", default={}) or {}
+    sharpe = get(results, "sharpe", default={}) or {}
     scored = [
         (k, d)
         for k, v in sharpe.items()
-        if isinstance(v, Mapping) and (d := _as_float(v.get("dsr"))) is not None
+        if isinstance(v, Mapping) and (d := as_float(v.get("dsr"))) is not None
     ]
     if scored:
         key, dsr = max(scored, key=lambda kd: kd[1])
         out.append(
             Markup("Highest deflated Sharpe ratio: <code>{}</code> at {} ({} trials){}.").format(
                 key,
-                _fmt_pct(dsr),
-                _fmt_int(_get(results, "trials", "n_trials")),
+                fmt_pct(dsr),
+                fmt_int(get(results, "trials", "n_trials")),
                 Markup(" — above 95%, unlikely to be luck")
                 if dsr > 0.95
                 else Markup(" — below 95%, not conclusive"),
             )
         )
-    pbo = _as_float(_get(results, "overfitting", "pbo"))
+    pbo = as_float(get(results, "overfitting", "pbo"))
     if pbo is not None:
         out.append(
             Markup("Probability of backtest overfitting: <strong>{}</strong>{}.").format(
-                _fmt_pct(pbo), " (high)" if pbo > 0.5 else ""
+                fmt_pct(pbo), " (high)" if pbo > 0.5 else ""
             )
         )
     return out

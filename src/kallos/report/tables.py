@@ -1,7 +1,7 @@
 """Formatting and the table model shared by the report's section builders.
 
 Formatters turn numbers from ``results.json`` into display text (NaN / None / missing -> "–");
-the frozen ``_Table`` / ``_Row`` / ``_Cell`` model is what the Jinja template renders.
+the frozen ``Table`` / ``Row`` / ``Cell`` model is what the Jinja template renders.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ _PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "toImageButtonOption
 # ----------------------------------------------------------------------------- formatting
 
 
-def _as_float(value: Any) -> float | None:
+def as_float(value: Any) -> float | None:
     """A finite or infinite float, or None for None / NaN / non-numeric values."""
     if value is None or isinstance(value, bool):
         return None
@@ -40,9 +40,9 @@ def _inf(x: float) -> str | None:
     return None
 
 
-def _fmt_pct(value: Any, digits: int = 1, signed: bool = False) -> str:
+def fmt_pct(value: Any, digits: int = 1, signed: bool = False) -> str:
     """Format a fraction as a percentage (0.1234 -> "12.3%")."""
-    x = _as_float(value)
+    x = as_float(value)
     if x is None:
         return DASH
     if (s := _inf(x)) is not None:
@@ -51,9 +51,9 @@ def _fmt_pct(value: Any, digits: int = 1, signed: bool = False) -> str:
     return text.replace("-", "−")
 
 
-def _fmt_float(value: Any, digits: int = 2, signed: bool = False) -> str:
+def fmt_float(value: Any, digits: int = 2, signed: bool = False) -> str:
     """Format a plain number with fixed decimals."""
-    x = _as_float(value)
+    x = as_float(value)
     if x is None:
         return DASH
     if (s := _inf(x)) is not None:
@@ -61,15 +61,15 @@ def _fmt_float(value: Any, digits: int = 2, signed: bool = False) -> str:
     return f"{x:{'+' if signed else ''},.{digits}f}".replace("-", "−")
 
 
-def _fmt_pp(value: Any, digits: int = 1) -> str:
+def fmt_pp(value: Any, digits: int = 1) -> str:
     """Format a difference of two fractions in percentage points (0.021 -> "+2.1 pp")."""
-    x = _as_float(value)
-    return DASH if x is None else f"{_fmt_float(x * 100, digits, signed=True)} pp"
+    x = as_float(value)
+    return DASH if x is None else f"{fmt_float(x * 100, digits, signed=True)} pp"
 
 
-def _fmt_p(value: Any) -> str:
+def fmt_p(value: Any) -> str:
     """Format a p-value: 4 decimals, or scientific notation below 1e-4."""
-    x = _as_float(value)
+    x = as_float(value)
     if x is None:
         return DASH
     if 0 < x < 1e-4:
@@ -77,26 +77,26 @@ def _fmt_p(value: Any) -> str:
     return f"{x:.4f}"
 
 
-def _fmt_int(value: Any) -> str:
-    x = _as_float(value)
+def fmt_int(value: Any) -> str:
+    x = as_float(value)
     if x is None or math.isinf(x):
         return DASH
     return f"{round(x):,}"
 
 
-def _fmt_text(value: Any) -> str:
+def fmt_text(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return DASH
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, (list, tuple)):
-        return ", ".join(_fmt_text(v) for v in value) if value else DASH
+        return ", ".join(fmt_text(v) for v in value) if value else DASH
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
 
 
-def _fmt_date(value: Any) -> str:
+def fmt_date(value: Any) -> str:
     """Dates as ``YYYY-MM-DD``; anything unparsable as text."""
     if value is None or value == "":
         return DASH
@@ -110,38 +110,38 @@ def _fmt_date(value: Any) -> str:
 
 
 @dataclass(frozen=True)
-class _Cell:
+class Cell:
     text: str
     cls: str = ""
     title: str = ""
 
 
 @dataclass(frozen=True)
-class _Header:
+class Header:
     label: str
     cls: str = ""
     title: str = ""
 
 
 @dataclass(frozen=True)
-class _Row:
-    cells: Sequence[_Cell]
+class Row:
+    cells: Sequence[Cell]
     cls: str = ""
     attrs: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
-class _Group:
+class Group:
     label: str | None
-    rows: Sequence[_Row]
+    rows: Sequence[Row]
 
 
 @dataclass(frozen=True)
-class _Table:
+class Table:
     id: str
     caption: str
-    headers: Sequence[_Header]
-    groups: Sequence[_Group]
+    headers: Sequence[Header]
+    groups: Sequence[Group]
     note: str = ""
 
     @property
@@ -150,7 +150,7 @@ class _Table:
 
 
 @dataclass(frozen=True)
-class _Column:
+class Column:
     """How one column of a record table is labelled and formatted."""
 
     key: str
@@ -160,30 +160,30 @@ class _Column:
     title: str = ""
 
 
-def _num(key: str, label: str, fmt: Callable[[Any], str], title: str = "") -> _Column:
-    return _Column(key, label, fmt, True, title)
+def num(key: str, label: str, fmt: Callable[[Any], str], title: str = "") -> Column:
+    return Column(key, label, fmt, True, title)
 
 
-def _txt(key: str, label: str, fmt: Callable[[Any], str] = _fmt_text, title: str = "") -> _Column:
-    return _Column(key, label, fmt, False, title)
+def txt(key: str, label: str, fmt: Callable[[Any], str] = fmt_text, title: str = "") -> Column:
+    return Column(key, label, fmt, False, title)
 
 
-def _headers(columns: Sequence[_Column]) -> list[_Header]:
-    return [_Header(c.label, "num" if c.numeric else "", c.title) for c in columns]
+def headers(columns: Sequence[Column]) -> list[Header]:
+    return [Header(c.label, "num" if c.numeric else "", c.title) for c in columns]
 
 
-def _record_row(record: Mapping[str, Any], columns: Sequence[_Column], **kwargs: Any) -> _Row:
-    return _Row([_Cell(c.fmt(record.get(c.key)), "num" if c.numeric else "") for c in columns], **kwargs)
+def record_row(record: Mapping[str, Any], columns: Sequence[Column], **kwargs: Any) -> Row:
+    return Row([Cell(c.fmt(record.get(c.key)), "num" if c.numeric else "") for c in columns], **kwargs)
 
 
-def _record_table(
-    table_id: str, caption: str, records: Iterable[Mapping[str, Any]], columns: Sequence[_Column]
-) -> _Table:
-    rows = [_record_row(r, columns) for r in records]
-    return _Table(table_id, caption, _headers(columns), [_Group(None, rows)])
+def record_table(
+    table_id: str, caption: str, records: Iterable[Mapping[str, Any]], columns: Sequence[Column]
+) -> Table:
+    rows = [record_row(r, columns) for r in records]
+    return Table(table_id, caption, headers(columns), [Group(None, rows)])
 
 
-def _swatch(key: str) -> Markup:
+def swatch(key: str) -> Markup:
     return Markup('<span class="sw" style="background:{}"></span><code>{}</code>').format(
         charts.strategy_colour(key), key
     )
@@ -192,7 +192,7 @@ def _swatch(key: str) -> Markup:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _get(mapping: Any, *keys: str, default: Any = None) -> Any:
+def get(mapping: Any, *keys: str, default: Any = None) -> Any:
     """Nested ``dict.get`` that tolerates missing levels and non-dict values."""
     cur = mapping
     for key in keys:
@@ -202,12 +202,12 @@ def _get(mapping: Any, *keys: str, default: Any = None) -> Any:
     return default if cur is None else cur
 
 
-def _period_text(start: Any, end: Any) -> str:
-    return f"{_fmt_date(start)} – {_fmt_date(end)}"
+def period_text(start: Any, end: Any) -> str:
+    return f"{fmt_date(start)} – {fmt_date(end)}"
 
 
-def _n_text(values: Iterable[Any], unit: str) -> str:
-    ns = sorted({int(x) for v in values if (x := _as_float(v)) is not None and not math.isinf(x)})
+def n_text(values: Iterable[Any], unit: str) -> str:
+    ns = sorted({int(x) for v in values if (x := as_float(v)) is not None and not math.isinf(x)})
     if not ns:
         return f"N = {DASH}"
     if len(ns) == 1:
@@ -215,26 +215,26 @@ def _n_text(values: Iterable[Any], unit: str) -> str:
     return f"N = {ns[0]:,}–{ns[-1]:,} {unit}"
 
 
-def _total(records: Iterable[Mapping[str, Any]], key: str) -> int:
+def total(records: Iterable[Mapping[str, Any]], key: str) -> int:
     """Sum of an integer field over records, ignoring missing values."""
-    return sum(int(x) for r in records if (x := _as_float(r.get(key))) is not None and not math.isinf(x))
+    return sum(int(x) for r in records if (x := as_float(r.get(key))) is not None and not math.isinf(x))
 
 
-def _split(key: str) -> tuple[str, str | None]:
+def split(key: str) -> tuple[str, str | None]:
     strategy, _, objective = key.partition("/")
     return strategy, objective or None
 
 
-def _figure_html(fig: go.Figure, name: str) -> Markup:
+def figure_html(fig: go.Figure, name: str) -> Markup:
     return Markup(
         fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"fig-{name}", config=_PLOTLY_CONFIG)
     )
 
 
-def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
+def flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     if isinstance(value, Mapping):
         out: list[tuple[str, str]] = []
         for k, v in value.items():
-            out.extend(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+            out.extend(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
         return out
-    return [(prefix, _fmt_text(value))]
+    return [(prefix, fmt_text(value))]

@@ -24,26 +24,26 @@ from markupsafe import Markup
 from kallos.report.blocks import Figure, Section, SectionContext, TableBlock, Text, records
 from kallos.report.tables import (
     DASH,
-    _as_float,
-    _Cell,
-    _figure_html,
-    _fmt_float,
-    _fmt_int,
-    _fmt_p,
-    _fmt_pct,
-    _fmt_text,
-    _get,
-    _Group,
-    _Header,
-    _headers,
-    _num,
-    _period_text,
-    _record_row,
-    _Row,
-    _split,
-    _swatch,
-    _Table,
-    _txt,
+    Cell,
+    Group,
+    Header,
+    Row,
+    Table,
+    as_float,
+    figure_html,
+    fmt_float,
+    fmt_int,
+    fmt_p,
+    fmt_pct,
+    fmt_text,
+    get,
+    headers,
+    num,
+    period_text,
+    record_row,
+    split,
+    swatch,
+    txt,
 )
 
 __all__ = ["VERDICT_CLASS", "answer", "calibration_section", "primary_section", "variant_label"]
@@ -61,8 +61,8 @@ MIN_VARIANCE_NOTE = "minimum variance"
 
 def variant_label(key: str) -> Markup:
     """A variant's swatch and key; the zero forecaster's is labelled as the minimum-variance portfolio."""
-    label = _swatch(key)
-    if _split(key)[0] == "zero":
+    label = swatch(key)
+    if split(key)[0] == "zero":
         label += Markup(' <span class="note">({})</span>').format(MIN_VARIANCE_NOTE)
     return label
 
@@ -83,7 +83,7 @@ def _code(key: Any) -> Markup:
 
 def _verdict_sentence(primary: Mapping[str, Any]) -> Markup:
     verdicts = records(primary.get("verdicts"))
-    declared = _get(primary, "declared", default={}) or {}
+    declared = get(primary, "declared", default={}) or {}
     learned = [str(x) for x in declared.get("learned") or []]
     comparators = [*map(str, declared.get("baselines") or []), str(declared.get("benchmark") or "")]
     head = Markup(
@@ -102,8 +102,8 @@ def _verdict_sentence(primary: Mapping[str, Any]) -> Markup:
     )
     period = primary.get("period") or {}
     if period:
-        head += Markup(", {}").format(_period_text(period.get("start"), period.get("end")))
-    alpha = _fmt_text(primary.get("alpha"))
+        head += Markup(", {}").format(period_text(period.get("start"), period.get("end")))
+    alpha = fmt_text(primary.get("alpha"))
     head += Markup("). After Romano-Wolf StepM on Sharpe ratios (familywise α = {}), ").format(alpha)
     wins = [v for v in verdicts if v.get("verdict") == "a better"]
     losses = [v for v in verdicts if v.get("verdict") == "b better"]
@@ -116,7 +116,7 @@ def _verdict_sentence(primary: Mapping[str, Any]) -> Markup:
                 _join(
                     [
                         Markup("{} beats {} (ΔSharpe {})").format(
-                            _code(v["a"]), _code(v["b"]), _fmt_float(v.get("sharpe_diff"), signed=True)
+                            _code(v["a"]), _code(v["b"]), fmt_float(v.get("sharpe_diff"), signed=True)
                         )
                         for v in wins
                     ]
@@ -131,7 +131,7 @@ def _verdict_sentence(primary: Mapping[str, Any]) -> Markup:
                         Markup("{} beats {} (ΔSharpe {})").format(
                             _code(v["b"]),
                             _code(v["a"]),
-                            _fmt_float(-(_as_float(v.get("sharpe_diff")) or 0.0), signed=True),
+                            fmt_float(-(as_float(v.get("sharpe_diff")) or 0.0), signed=True),
                         )
                         for v in losses
                     ]
@@ -148,7 +148,7 @@ def _verdict_sentence(primary: Mapping[str, Any]) -> Markup:
 
 def _spa_mcs_sentence(primary: Mapping[str, Any]) -> Markup | None:
     spa = records(primary.get("spa"))
-    mcs = _get(primary, "mcs", default={}) or {}
+    mcs = get(primary, "mcs", default={}) or {}
     bits = []
     if spa:
         bits.append(
@@ -156,8 +156,8 @@ def _spa_mcs_sentence(primary: Mapping[str, Any]) -> Markup | None:
                 _join(
                     [
                         Markup("{} p = {} (best comparator {})").format(
-                            _fmt_text(r.get("objective")),
-                            _fmt_p(r.get("p_consistent")),
+                            fmt_text(r.get("objective")),
+                            fmt_p(r.get("p_consistent")),
                             _code(r.get("benchmark")),
                         )
                         for r in spa
@@ -171,7 +171,7 @@ def _spa_mcs_sentence(primary: Mapping[str, Any]) -> Markup | None:
             Markup(
                 "the {} model confidence set (Hansen, Lunde and Nason 2011) holds {} of {} variants: {}"
             ).format(
-                _fmt_pct(1 - (_as_float(primary.get("alpha")) or 0.05), 0),
+                fmt_pct(1 - (as_float(primary.get("alpha")) or 0.05), 0),
                 len(included),
                 len(records(mcs.get("variants"))),
                 _join([_code(k) for k in included]),
@@ -184,12 +184,12 @@ def _power_sentence(primary: Mapping[str, Any], calibration: Mapping[str, Any] |
     gaps = [
         g
         for v in records(primary.get("verdicts"))
-        if (g := _as_float(v.get("min_detectable_gap"))) is not None
+        if (g := as_float(v.get("min_detectable_gap"))) is not None
     ]
     if not gaps:
         return None
     gaps.sort()
-    n = _as_float(primary.get("n_days")) or 0
+    n = as_float(primary.get("n_days")) or 0
     years = n / 365.0
     median = gaps[len(gaps) // 2]
     text = Markup(
@@ -197,26 +197,26 @@ def _power_sentence(primary: Mapping[str, Any], calibration: Mapping[str, Any] |
         "comparisons; range {}–{}) would likely go unnoticed in {:.1f} years of daily data ({} power "
         "inside this family)"
     ).format(
-        _fmt_float(median),
-        _fmt_float(gaps[0]),
-        _fmt_float(gaps[-1]),
+        fmt_float(median),
+        fmt_float(gaps[0]),
+        fmt_float(gaps[-1]),
         years,
-        _fmt_pct(_as_float(primary.get("power")) or 0.8, 0),
+        fmt_pct(as_float(primary.get("power")) or 0.8, 0),
     )
     if calibration:
         size = [r for r in records(calibration.get("size")) if r.get("applies")]
-        rates = [x for r in size if (x := _as_float(r.get("rejection_rate"))) is not None]
-        power = [r for r in records(calibration.get("power")) if _as_float(r.get("gap")) == 2.0]
+        rates = [x for r in size if (x := as_float(r.get("rejection_rate"))) is not None]
+        power = [r for r in records(calibration.get("power")) if as_float(r.get("gap")) == 2.0]
         if rates:
             text += Markup(
                 "; measured on this study's own returns, the tests' false-positive rates are {}–{}"
-            ).format(_fmt_pct(min(rates)), _fmt_pct(max(rates)))
+            ).format(fmt_pct(min(rates)), fmt_pct(max(rates)))
         if power:
             text += Markup(" and a planted Sharpe gap of 2 is called in {} of replications").format(
                 _join(
                     [
                         Markup("{} ({})").format(
-                            _fmt_pct(r.get("verdict_all"), 0), _fmt_text(r.get("form")).replace("_", " ")
+                            fmt_pct(r.get("verdict_all"), 0), fmt_text(r.get("form")).replace("_", " ")
                         )
                         for r in power
                     ]
@@ -228,17 +228,17 @@ def _power_sentence(primary: Mapping[str, Any], calibration: Mapping[str, Any] |
 def _skill_sentence(results: Mapping[str, Any], learned: Sequence[str]) -> Markup | None:
     overall = {
         str(r.get("forecaster")): r
-        for r in records(_get(results, "forecasts", "overall"))
+        for r in records(get(results, "forecasts", "overall"))
         if str(r.get("coin_id")) == "all"
     }
     dm = {
         str(r.get("forecaster")): r
-        for r in records(_get(results, "forecast_evaluation", "dm_tests"))
+        for r in records(get(results, "forecast_evaluation", "dm_tests"))
         if str(r.get("coin_id")) == "all" and r.get("baseline") == "zero"
     }
     pt = {
         str(r.get("forecaster")): r
-        for r in records(_get(results, "forecast_evaluation", "pt_tests"))
+        for r in records(get(results, "forecast_evaluation", "pt_tests"))
         if str(r.get("coin_id")) == "all"
     }
     parts = []
@@ -246,11 +246,11 @@ def _skill_sentence(results: Mapping[str, Any], learned: Sequence[str]) -> Marku
         o = overall.get(name)
         if not o:
             continue
-        r2 = _as_float(o.get("r2_oos"))
+        r2 = as_float(o.get("r2_oos"))
         d = dm.get(name, {})
-        stat, p = _as_float(d.get("dm_stat")), d.get("p_value")
+        stat, p = as_float(d.get("dm_stat")), d.get("p_value")
         verdict = "no better than zero"
-        if stat is not None and (_as_float(p) or 1.0) < 0.05:
+        if stat is not None and (as_float(p) or 1.0) < 0.05:
             verdict = "better than zero" if stat < 0 else "worse than zero"
         text = Markup(
             "{} R²<sub>oos</sub> {} ({}: Diebold-Mariano p = {}), directional accuracy {} against {} "
@@ -258,12 +258,12 @@ def _skill_sentence(results: Mapping[str, Any], learned: Sequence[str]) -> Marku
             "predicting the more frequent sign (Pesaran-Timmermann robust p = {})"
         ).format(
             _code(name),
-            _fmt_pct(r2, 1, signed=True),
+            fmt_pct(r2, 1, signed=True),
             verdict,
-            _fmt_p(p),
-            _fmt_pct(o.get("directional_accuracy")),
-            _fmt_pct(o.get("majority_accuracy")),
-            _fmt_p(pt.get(name, {}).get("hac_p_value")),
+            fmt_p(p),
+            fmt_pct(o.get("directional_accuracy")),
+            fmt_pct(o.get("majority_accuracy")),
+            fmt_p(pt.get(name, {}).get("hac_p_value")),
         )
         parts.append(text)
     if not parts:
@@ -275,14 +275,14 @@ def _skill_sentence(results: Mapping[str, Any], learned: Sequence[str]) -> Marku
 
 def answer(results: Mapping[str, Any]) -> list[Markup]:
     """The report's first screen: one paragraph per point, from the primary family (empty without one)."""
-    primary = _get(results, "primary")
+    primary = get(results, "primary")
     if not isinstance(primary, Mapping):
         return []
-    learned = [str(x) for x in _get(primary, "declared", "learned", default=[]) or []]
+    learned = [str(x) for x in get(primary, "declared", "learned", default=[]) or []]
     out = [_verdict_sentence(primary)]
     for extra in (
         _spa_mcs_sentence(primary),
-        _power_sentence(primary, _get(results, "calibration")),
+        _power_sentence(primary, get(results, "calibration")),
         _skill_sentence(results, learned),
     ):
         if extra is not None:
@@ -300,9 +300,9 @@ def _interval_figure(verdicts: Sequence[Mapping[str, Any]], objectives: Sequence
         key=lambda v: objectives.index(str(v.get("objective"))) if v.get("objective") in objectives else 99,
     )
     labels = [f"{v.get('a')} − {v.get('b')}" for v in rows]
-    diff = [_as_float(v.get("sharpe_diff")) for v in rows]
+    diff = [as_float(v.get("sharpe_diff")) for v in rows]
     half = [
-        (_as_float(v.get("critical_value")) or math.nan) * (_as_float(v.get("se")) or math.nan) for v in rows
+        (as_float(v.get("critical_value")) or math.nan) * (as_float(v.get("se")) or math.nan) for v in rows
     ]
     colour = [
         "#1e6b34"
@@ -324,7 +324,7 @@ def _interval_figure(verdicts: Sequence[Mapping[str, Any]], objectives: Sequence
             hovertemplate="%{y}: %{x:.2f}<extra></extra>",
         )
     )
-    mde = [_as_float(v.get("min_detectable_gap")) for v in rows]
+    mde = [as_float(v.get("min_detectable_gap")) for v in rows]
     fig.add_trace(
         go.Scatter(
             x=mde,
@@ -349,13 +349,13 @@ def _interval_figure(verdicts: Sequence[Mapping[str, Any]], objectives: Sequence
 
 def primary_section(ctx: SectionContext) -> Section | None:
     """The declared primary family: verdicts, intervals, SPA, MCS, fallback robustness."""
-    primary = _get(ctx.results, "primary")
+    primary = get(ctx.results, "primary")
     if not isinstance(primary, Mapping):
         return None
     verdicts = records(primary.get("verdicts"))
     boot = primary.get("bootstrap") or {}
     stepm = primary.get("stepm") or {}
-    crit = _get(stepm, "critical_values_t", default={}) or {}
+    crit = get(stepm, "critical_values_t", default={}) or {}
     blocks: list[Figure | Text | TableBlock] = [
         Text(
             Markup(
@@ -368,36 +368,36 @@ def primary_section(ctx: SectionContext) -> Section | None:
                 'First-step critical value on the t scale: {}. A verdict other than "a better" or '
                 '"b better" states the smallest gap the sample would detect with {} power.'
             ).format(
-                _fmt_text(primary.get("alpha")),
-                _fmt_int(boot.get("reps")),
-                _fmt_float(boot.get("block_size"), 1),
-                _fmt_float(crit.get("consistent")),
-                _fmt_pct(primary.get("power"), 0),
+                fmt_text(primary.get("alpha")),
+                fmt_int(boot.get("reps")),
+                fmt_float(boot.get("block_size"), 1),
+                fmt_float(crit.get("consistent")),
+                fmt_pct(primary.get("power"), 0),
             )
         )
     ]
     if verdicts:
         blocks.append(
             Figure(
-                _figure_html(_interval_figure(verdicts, ctx.objectives), "primary-intervals"),
+                figure_html(_interval_figure(verdicts, ctx.objectives), "primary-intervals"),
                 f"Annual Sharpe gap of each declared comparison with its simultaneous StepM interval "
                 f"(green: A better, red: B better, grey: no detectable difference) and the gap detectable "
                 f"with 80% power (orange tick); N = {len(verdicts)} comparisons, "
-                f"{_fmt_int(primary.get('n_days'))} days each.",
+                f"{fmt_int(primary.get('n_days'))} days each.",
             )
         )
-        headers = [
-            _Header("A"),
-            _Header("B"),
-            _Header("verdict"),
-            _Header("Sharpe A", "num"),
-            _Header("Sharpe B", "num"),
-            _Header("ΔSharpe", "num", "Annual Sharpe ratio of A minus B (ddof 1, 365 days)"),
-            _Header("SE", "num", "Standard error of ΔSharpe (stationary-bootstrap long-run variance)"),
-            _Header("t", "num"),
-            _Header("min. detectable gap", "num", "Smallest true gap detected with the stated power"),
-            _Header("mean return", "num", "Secondary primary result: StepM on mean returns"),
-            _Header("reason"),
+        table_headers = [
+            Header("A"),
+            Header("B"),
+            Header("verdict"),
+            Header("Sharpe A", "num"),
+            Header("Sharpe B", "num"),
+            Header("ΔSharpe", "num", "Annual Sharpe ratio of A minus B (ddof 1, 365 days)"),
+            Header("SE", "num", "Standard error of ΔSharpe (stationary-bootstrap long-run variance)"),
+            Header("t", "num"),
+            Header("min. detectable gap", "num", "Smallest true gap detected with the stated power"),
+            Header("mean return", "num", "Secondary primary result: StepM on mean returns"),
+            Header("reason"),
         ]
         groups = []
         counts: dict[str, int] = {}
@@ -408,37 +408,37 @@ def primary_section(ctx: SectionContext) -> Section | None:
                 counts[verdict] = counts.get(verdict, 0) + 1
                 cls = VERDICT_CLASS.get(verdict, "")
                 rows.append(
-                    _Row(
+                    Row(
                         [
-                            _Cell(variant_label(str(v.get("a")))),
-                            _Cell(variant_label(str(v.get("b")))),
-                            _Cell(verdict, f"verdict {cls}".strip()),
-                            _Cell(_fmt_float(v.get("sharpe_a")), "num"),
-                            _Cell(_fmt_float(v.get("sharpe_b")), "num"),
-                            _Cell(_fmt_float(v.get("sharpe_diff"), signed=True), "num"),
-                            _Cell(_fmt_float(v.get("se")), "num"),
-                            _Cell(_fmt_float(v.get("t_stat")), "num"),
-                            _Cell(_fmt_float(v.get("min_detectable_gap")), "num"),
-                            _Cell(
-                                f"{_fmt_pct(v.get('mean_diff_annual'), 1, signed=True)} "
-                                f"({_fmt_text(v.get('mean_verdict'))})",
+                            Cell(variant_label(str(v.get("a")))),
+                            Cell(variant_label(str(v.get("b")))),
+                            Cell(verdict, f"verdict {cls}".strip()),
+                            Cell(fmt_float(v.get("sharpe_a")), "num"),
+                            Cell(fmt_float(v.get("sharpe_b")), "num"),
+                            Cell(fmt_float(v.get("sharpe_diff"), signed=True), "num"),
+                            Cell(fmt_float(v.get("se")), "num"),
+                            Cell(fmt_float(v.get("t_stat")), "num"),
+                            Cell(fmt_float(v.get("min_detectable_gap")), "num"),
+                            Cell(
+                                f"{fmt_pct(v.get('mean_diff_annual'), 1, signed=True)} "
+                                f"({fmt_text(v.get('mean_verdict'))})",
                                 "num",
                             ),
-                            _Cell(_fmt_text(v.get("reason")), "wrap"),
+                            Cell(fmt_text(v.get("reason")), "wrap"),
                         ],
                         cls,
                         {"data-a": str(v.get("a")), "data-b": str(v.get("b"))},
                     )
                 )
-            groups.append(_Group(objective, rows))
+            groups.append(Group(objective, rows))
         tally = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
         blocks.append(
             TableBlock(
-                _Table(
+                Table(
                     "verdicts-table",
                     f"Primary verdicts, A (learned) vs B (comparator); N = {len(verdicts)} "
                     f"comparisons ({tally}).",
-                    headers,
+                    table_headers,
                     groups,
                 )
             )
@@ -446,50 +446,46 @@ def primary_section(ctx: SectionContext) -> Section | None:
     spa = records(primary.get("spa"))
     if spa:
         cols = [
-            _txt("objective", "objective"),
-            _txt("benchmark", "best comparator", lambda k: variant_label(str(k)) if k else DASH),
-            _txt("models", "learned variants", lambda m: ", ".join(map(str, m or [])) or DASH),
-            _num("p_consistent", "p (consistent)", _fmt_p),
-            _num("p_lower", "p (lower)", _fmt_p),
-            _num("p_upper", "p (upper)", _fmt_p),
+            txt("objective", "objective"),
+            txt("benchmark", "best comparator", lambda k: variant_label(str(k)) if k else DASH),
+            txt("models", "learned variants", lambda m: ", ".join(map(str, m or [])) or DASH),
+            num("p_consistent", "p (consistent)", fmt_p),
+            num("p_lower", "p (lower)", fmt_p),
+            num("p_upper", "p (upper)", fmt_p),
         ]
         blocks.append(
             TableBlock(
-                _Table(
+                Table(
                     "spa-table",
                     "Hansen (2005) SPA test per objective, H0: no learned variant beats the best comparator "
                     "(chosen ex post by its Sharpe ratio, which makes the test harder to pass); "
                     f"N = {len(spa)} objectives.",
-                    _headers(cols),
-                    [
-                        _Group(
-                            None, [_record_row(r, cols, cls="sig" if r.get("rejected") else "") for r in spa]
-                        )
-                    ],
+                    headers(cols),
+                    [Group(None, [record_row(r, cols, cls="sig" if r.get("rejected") else "") for r in spa])],
                 )
             )
         )
-    mcs = records(_get(primary, "mcs", "variants"))
+    mcs = records(get(primary, "mcs", "variants"))
     if mcs:
-        ordered = sorted(mcs, key=lambda r: -(_as_float(r.get("p_value")) or 0.0))
+        ordered = sorted(mcs, key=lambda r: -(as_float(r.get("p_value")) or 0.0))
         cols = [
-            _txt("variant", "variant", lambda k: variant_label(str(k))),
-            _num("p_value", "MCS p-value", _fmt_p),
-            _txt("included", "in the set", lambda b: "yes" if b else "no"),
+            txt("variant", "variant", lambda k: variant_label(str(k))),
+            num("p_value", "MCS p-value", fmt_p),
+            txt("included", "in the set", lambda b: "yes" if b else "no"),
         ]
         blocks.append(
             TableBlock(
-                _Table(
+                Table(
                     "mcs-table",
                     "Model confidence set (Hansen, Lunde and Nason 2011, R method, loss = −Sharpe "
                     "performance series) at "
-                    f"{_fmt_pct(1 - (_as_float(primary.get('alpha')) or 0.05), 0)}: the "
+                    f"{fmt_pct(1 - (as_float(primary.get('alpha')) or 0.05), 0)}: the "
                     f"variants not significantly worse than the best; N = {len(mcs)} variants.",
-                    _headers(cols),
+                    headers(cols),
                     [
-                        _Group(
+                        Group(
                             None,
-                            [_record_row(r, cols, cls="sig" if r.get("included") else "") for r in ordered],
+                            [record_row(r, cols, cls="sig" if r.get("included") else "") for r in ordered],
                         )
                     ],
                 )
@@ -498,18 +494,18 @@ def primary_section(ctx: SectionContext) -> Section | None:
     fallback = records(primary.get("fallback_robustness"))
     if fallback:
         cols = [
-            _txt("objective", "objective"),
-            _txt("a", "A", lambda k: variant_label(str(k))),
-            _txt("b", "B", lambda k: variant_label(str(k))),
-            _num("fallback_share", "rebalances with a fallback", _fmt_pct),
-            _num("n_days_clean", "days without", _fmt_int),
-            _num("sharpe_diff_clean", "ΔSharpe on those days", lambda x: _fmt_float(x, signed=True)),
-            _num("p_value_clean", "p", _fmt_p),
-            _num("p_holm_clean", "p (Holm)", _fmt_p),
+            txt("objective", "objective"),
+            txt("a", "A", lambda k: variant_label(str(k))),
+            txt("b", "B", lambda k: variant_label(str(k))),
+            num("fallback_share", "rebalances with a fallback", fmt_pct),
+            num("n_days_clean", "days without", fmt_int),
+            num("sharpe_diff_clean", "ΔSharpe on those days", lambda x: fmt_float(x, signed=True)),
+            num("p_value_clean", "p", fmt_p),
+            num("p_holm_clean", "p (Holm)", fmt_p),
         ]
         blocks.append(
             TableBlock(
-                _Table(
+                Table(
                     "fallback-robustness-table",
                     "Fallbacks do not blur comparisons: the share of rebalances where either side's "
                     "optimiser "
@@ -517,8 +513,8 @@ def primary_section(ctx: SectionContext) -> Section | None:
                     "restricted to "
                     "the days whose holdings came from no fallback (a robustness check, not a verdict; Holm "
                     f"across comparisons); N = {len(fallback)} comparisons.",
-                    _headers(cols),
-                    [_Group(None, [_record_row(r, cols) for r in fallback])],
+                    headers(cols),
+                    [Group(None, [record_row(r, cols) for r in fallback])],
                 ),
                 "Fallback robustness",
             )
@@ -540,14 +536,14 @@ def _power_figure(power: Sequence[Mapping[str, Any]]) -> go.Figure:
     )
     for form in dict.fromkeys(str(r.get("form")) for r in power):
         rows = sorted(
-            (r for r in power if str(r.get("form")) == form), key=lambda r: _as_float(r.get("gap")) or 0
+            (r for r in power if str(r.get("form")) == form), key=lambda r: as_float(r.get("gap")) or 0
         )
-        gaps = [_as_float(r.get("gap")) for r in rows]
+        gaps = [as_float(r.get("gap")) for r in rows]
         for key, name, colour in series:
             fig.add_trace(
                 go.Scatter(
                     x=gaps,
-                    y=[_as_float(r.get(key)) for r in rows],
+                    y=[as_float(r.get(key)) for r in rows],
                     mode="lines+markers",
                     name=f"{name}, {form.replace('_', ' ')}",
                     line={"color": colour, "dash": styles.get(form, "dot")},
@@ -568,7 +564,7 @@ def _power_figure(power: Sequence[Mapping[str, Any]]) -> go.Figure:
 
 def calibration_section(ctx: SectionContext) -> Section | None:
     """Size and power of the primary tests, measured on the study's own returns."""
-    cal = _get(ctx.results, "calibration")
+    cal = get(ctx.results, "calibration")
     if not isinstance(cal, Mapping):
         return None
     settings = cal.get("settings") or {}
@@ -585,41 +581,41 @@ def calibration_section(ctx: SectionContext) -> Section | None:
                 "per null, {} per planted edge, {} bootstrap resamples per test. Run "
                 "<code>python benchmarks/calibration.py</code> for the full-size version."
             ).format(
-                _fmt_float(cal.get("block_size"), 1),
-                _fmt_float(cal.get("null_sharpe")),
+                fmt_float(cal.get("block_size"), 1),
+                fmt_float(cal.get("null_sharpe")),
                 _code(cal.get("planted")),
-                _fmt_int(settings.get("size_reps")),
-                _fmt_int(settings.get("power_reps")),
-                _fmt_int(settings.get("inner_reps")),
+                fmt_int(settings.get("size_reps")),
+                fmt_int(settings.get("power_reps")),
+                fmt_int(settings.get("inner_reps")),
             )
         )
     ]
     size = records(cal.get("size"))
     if size:
         cols = [
-            _txt("null", "null simulated"),
-            _txt("test", "test"),
-            _txt("applies", "its H0 holds", lambda b: "yes" if b else "no (info)"),
-            _num("rejection_rate", "rejection rate", _fmt_pct),
-            _txt("ci", "95% interval", lambda x: x or DASH),
-            _num("n_reps", "replications", _fmt_int),
+            txt("null", "null simulated"),
+            txt("test", "test"),
+            txt("applies", "its H0 holds", lambda b: "yes" if b else "no (info)"),
+            num("rejection_rate", "rejection rate", fmt_pct),
+            txt("ci", "95% interval", lambda x: x or DASH),
+            num("n_reps", "replications", fmt_int),
         ]
         rows = []
         for r in size:
-            rec = {**r, "ci": f"[{_fmt_pct(r.get('ci_low'))}, {_fmt_pct(r.get('ci_high'))}]"}
+            rec = {**r, "ci": f"[{fmt_pct(r.get('ci_low'))}, {fmt_pct(r.get('ci_high'))}]"}
             ok = r.get("within_band")
-            rows.append(_record_row(rec, cols, cls="" if not r.get("applies") else ("sig" if ok else "warn")))
+            rows.append(record_row(rec, cols, cls="" if not r.get("applies") else ("sig" if ok else "warn")))
         blocks.append(
             TableBlock(
-                _Table(
+                Table(
                     "calibration-size-table",
-                    f"Size at α = {_fmt_text(settings.get('alpha'))}: the share of replications "
+                    f"Size at α = {fmt_text(settings.get('alpha'))}: the share of replications "
                     "rejecting under a "
-                    f"true null (target band {_fmt_pct(band[0], 0)}–{_fmt_pct(band[1], 0)} where the "
+                    f"true null (target band {fmt_pct(band[0], 0)}–{fmt_pct(band[1], 0)} where the "
                     "test's own H0 is "
                     "the simulated one).",
-                    _headers(cols),
-                    [_Group(None, rows)],
+                    headers(cols),
+                    [Group(None, rows)],
                 )
             )
         )
@@ -628,7 +624,7 @@ def calibration_section(ctx: SectionContext) -> Section | None:
         if len({r.get("gap") for r in power}) > 1:
             blocks.append(
                 Figure(
-                    _figure_html(_power_figure(power), "calibration-power"),
+                    figure_html(_power_figure(power), "calibration-power"),
                     "Power of the verdict rule against planted Sharpe gaps, beside an oracle that "
                     "knows the true "
                     "standard deviation of the gap and the power the study's standard error predicts; dotted "
@@ -636,26 +632,26 @@ def calibration_section(ctx: SectionContext) -> Section | None:
                 )
             )
         cols = [
-            _txt("form", "edge", lambda f: _fmt_text(f).replace("_", " ")),
-            _num("gap", "gap", _fmt_float),
-            _num("verdict_all", "called better than all", _fmt_pct),
-            _num("verdict_min_pair", "hardest comparison", _fmt_pct),
-            _num("false_verdicts", "any wrong verdict", _fmt_pct),
-            _num("spa", "SPA rejects", _fmt_pct),
-            _num("oracle_family", "oracle (family)", _fmt_pct),
-            _num("oracle_single", "oracle (single test)", _fmt_pct),
-            _num("predicted", "predicted", _fmt_pct),
-            _txt("hardest_comparator", "hardest comparator"),
+            txt("form", "edge", lambda f: fmt_text(f).replace("_", " ")),
+            num("gap", "gap", fmt_float),
+            num("verdict_all", "called better than all", fmt_pct),
+            num("verdict_min_pair", "hardest comparison", fmt_pct),
+            num("false_verdicts", "any wrong verdict", fmt_pct),
+            num("spa", "SPA rejects", fmt_pct),
+            num("oracle_family", "oracle (family)", fmt_pct),
+            num("oracle_single", "oracle (single test)", fmt_pct),
+            num("predicted", "predicted", fmt_pct),
+            txt("hardest_comparator", "hardest comparator"),
         ]
         blocks.append(
             TableBlock(
-                _Table(
+                Table(
                     "calibration-power-table",
                     f"Power against an edge planted on {cal.get('planted')} (the other variants at "
                     "the null's "
-                    f"common Sharpe ratio); N = {_fmt_int(settings.get('power_reps'))} replications per row.",
-                    _headers(cols),
-                    [_Group(None, [_record_row(r, cols) for r in power])],
+                    f"common Sharpe ratio); N = {fmt_int(settings.get('power_reps'))} replications per row.",
+                    headers(cols),
+                    [Group(None, [record_row(r, cols) for r in power])],
                 )
             )
         )
