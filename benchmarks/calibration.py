@@ -115,7 +115,8 @@ def main() -> None:
         "sd_sharpe_diff",
         "hardest_comparator",
     ]
-    print(result.power[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    if len(result.power):
+        print(result.power[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     applies = result.size[result.size["applies"]]
     print(
         "\nsizes where H0 holds: "

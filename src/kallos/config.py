@@ -251,11 +251,14 @@ class CalibrationConfig(_Strict):
 class EvaluationConfig(_Strict):
     alpha: float = Field(0.05, gt=0, lt=1, description="significance level after correction")
     primary_level: float = Field(
-        0.05,
+        0.03,
         gt=0,
         lt=1,
-        description="nominal level at which the primary family's StepM, SPA and MCS run; "
-        "benchmarks/calibration.py reports the level whose measured false-positive rate is alpha",
+        description="nominal level at which the primary family's StepM, SPA and MCS run. arch "
+        "studentises with a fixed long-run variance, which on fat-tailed daily crypto returns "
+        "over-rejects: at a nominal 5% the default study's measured false-positive rates were "
+        "6.2-9.2%, and the nominal levels giving 5% were 2.9-3.7% (benchmarks/calibration.py), "
+        "hence 3%; the report's calibration section measures the rate on each study's returns",
     )
     power: float = Field(
         0.8, gt=0.5, lt=1, description="power at which the minimum detectable Sharpe gap is stated"

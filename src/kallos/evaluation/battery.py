@@ -785,6 +785,7 @@ def evaluate(
         returns,
         family,
         alpha=config.primary_level,
+        target=config.alpha,
         block_size=sb_block,
         reps=config.bootstrap_reps,
         seed=config.seed,

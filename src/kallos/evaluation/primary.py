@@ -516,7 +516,8 @@ class PrimaryResult:
     spa : per objective: ``objective, benchmark, models, p_lower, p_consistent, p_upper, rejected``.
     mcs : per variant: ``variant, p_value, included`` (Sharpe loss, ``1 - alpha`` set).
     fallback : per comparison: fallback share and the Sharpe test on days with no fallback.
-    alpha, power, block_size, reps, seed, n_days : settings and sample size.
+    alpha, power, block_size, reps, seed, n_days : settings and sample size; ``alpha`` is the
+        nominal level, ``target`` the false-positive rate it was calibrated for.
     """
 
     family: PrimaryFamily
@@ -533,12 +534,14 @@ class PrimaryResult:
     seed: int
     n_days: int
     period: dict[str, Any] = field(default_factory=dict)
+    target: float = 0.05
 
     def to_results(self) -> dict[str, Any]:
         """The ``results.json["primary"]`` document (pass through the JSON converter)."""
         return {
             "declared": self.family.to_results(),
             "alpha": self.alpha,
+            "target_alpha": self.target,
             "power": self.power,
             "period": self.period,
             "n_days": self.n_days,
@@ -635,6 +638,7 @@ def run_primary(
     power: float = 0.8,
     decisions: pd.DataFrame | None = None,
     periods_per_year: int = PERIODS_PER_YEAR,
+    target: float | None = None,
 ) -> PrimaryResult:
     """Test the declared primary family on daily net returns.
 
@@ -644,7 +648,8 @@ def run_primary(
         Daily simple net returns, one column per variant key; rows with a NaN in any family
         variant are dropped (all tests use the same days).
     family : from :func:`declare_primary_family`.
-    alpha : familywise error rate of StepM; size of SPA and MCS.
+    alpha : nominal level of StepM (familywise), SPA and MCS.
+    target : the false-positive rate ``alpha`` was calibrated for (recorded; default ``alpha``).
     block_size : stationary-bootstrap expected block length (days).
     reps, seed : bootstrap resamples and seed of every procedure.
     power : power at which the minimum detectable Sharpe gap is stated.
@@ -777,4 +782,5 @@ def run_primary(
         seed=seed,
         n_days=n,
         period=period,
+        target=alpha if target is None else target,
     )

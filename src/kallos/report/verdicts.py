@@ -46,7 +46,7 @@ from kallos.report.tables import (
     txt,
 )
 
-__all__ = ["VERDICT_CLASS", "answer", "calibration_section", "primary_section", "variant_label"]
+__all__ = ["VERDICT_CLASS", "answer", "calibration_section", "level_text", "primary_section", "variant_label"]
 
 VERDICT_CLASS = {
     "a better": "v-a",
@@ -65,6 +65,17 @@ def variant_label(key: str) -> Markup:
     if split(key)[0] == "zero":
         label += Markup(' <span class="note">({})</span>').format(MIN_VARIANCE_NOTE)
     return label
+
+
+def level_text(primary: Mapping[str, Any]) -> str:
+    """'nominal level 3%, calibrated for a 5% familywise false-positive rate' (or 'familywise α = 5%')."""
+    alpha, target = as_float(primary.get("alpha")), as_float(primary.get("target_alpha"))
+    if target is None or alpha is None or abs(alpha - target) < 1e-12:
+        return f"familywise α = {fmt_pct(alpha, 0)}"
+    return (
+        f"nominal level {fmt_pct(alpha, 1)}, calibrated for a {fmt_pct(target, 0)} familywise "
+        "false-positive rate on fat-tailed returns"
+    )
 
 
 def _join(items: Sequence[Markup | str], last: str = "and") -> Markup:
@@ -103,8 +114,7 @@ def _verdict_sentence(primary: Mapping[str, Any]) -> Markup:
     period = primary.get("period") or {}
     if period:
         head += Markup(", {}").format(period_text(period.get("start"), period.get("end")))
-    alpha = fmt_text(primary.get("alpha"))
-    head += Markup("). After Romano-Wolf StepM on Sharpe ratios (familywise α = {}), ").format(alpha)
+    head += Markup("). After Romano-Wolf StepM on Sharpe ratios ({}), ").format(level_text(primary))
     wins = [v for v in verdicts if v.get("verdict") == "a better"]
     losses = [v for v in verdicts if v.get("verdict") == "b better"]
     if not wins and not losses:
@@ -363,12 +373,12 @@ def primary_section(ctx: SectionContext) -> Section | None:
                 "the same objective, on the Sharpe ratio of daily net returns. The comparisons enter "
                 "<code>arch</code>'s StepM (Romano and Wolf 2005) as studentised Sharpe-ratio differentials "
                 "(the delta-method influence functions), both directions of every pair at once; StepM "
-                "controls the familywise error at α = {} and accounts for the dependence between the "
+                "controls the familywise error ({}) and accounts for the dependence between the "
                 "comparisons. Stationary bootstrap: {} resamples, expected block length {} days. "
                 'First-step critical value on the t scale: {}. A verdict other than "a better" or '
                 '"b better" states the smallest gap the sample would detect with {} power.'
             ).format(
-                fmt_text(primary.get("alpha")),
+                level_text(primary),
                 fmt_int(boot.get("reps")),
                 fmt_float(boot.get("block_size"), 1),
                 fmt_float(crit.get("consistent")),
