@@ -245,15 +245,15 @@ def test_all_negative_expected_returns_fall_back_to_min_volatility(cov):
     m = _fit("max_sharpe", mu, cov)
     assert m.objective_used_ == "min_volatility"
     reason = "no portfolio with positive expected excess return under max_weight 0.35, min_names 3"
-    assert m.fallback_chain_ == (f"max_sharpe (CLARABEL infeasible): {reason}",)
+    assert m.fallback_chain_ == (f"max_sharpe (precheck infeasible): {reason}",)
     res = m.result_
     assert isinstance(res, OptimizationResult) and isinstance(res, OptimizationOutcome)
     assert res.attempts == (
-        Attempt("max_sharpe", "CLARABEL", "infeasible", reason),
+        Attempt("max_sharpe", "precheck", "infeasible", reason),
         Attempt("min_volatility", "CLARABEL(direct)", "optimal"),
     )
     assert res.describe() == (
-        f"max_sharpe (CLARABEL infeasible): {reason} → min_volatility (CLARABEL(direct) optimal)"
+        f"max_sharpe (precheck infeasible): {reason} → min_volatility (CLARABEL(direct) optimal)"
     )
     assert (res.objective_requested, res.objective_used, res.used_fallback, res.solver) == (
         "max_sharpe",

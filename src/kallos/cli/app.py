@@ -185,10 +185,12 @@ def _summary(outcome) -> None:
     if stats is not None and len(stats.verdicts):
         v = stats.verdicts
         better = v[v["verdict"].isin(["a better", "b better"])]
+        ev = cfg.evaluation
         out.print(
-            f"Primary family: {len(better)} of {len(v)} comparisons significant after StepM "
-            f"(familywise alpha={cfg.evaluation.alpha}); median minimum detectable Sharpe gap "
-            f"{v['min_detectable_gap'].median():.2f}."
+            f"Primary family: {len(better)} of {len(v)} comparisons significant after StepM (nominal level "
+            f"{ev.primary_level:g}, calibrated for a {ev.alpha:g} familywise false-positive rate); median "
+            f"minimum detectable Sharpe gap {v['min_detectable_gap'].median():.2f}.",
+            highlight=False,
         )
         for r in better.itertuples(index=False):
             winner, loser = (r.a, r.b) if r.verdict == "a better" else (r.b, r.a)

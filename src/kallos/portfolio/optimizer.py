@@ -122,7 +122,7 @@ class OptimizationOutcome(OptimizationResult):
     def describe(self) -> str:
         """The chain as one line, e.g.
 
-        ``max_sharpe (CLARABEL infeasible): no portfolio ... → min_volatility (CLARABEL optimal)``.
+        ``max_sharpe (precheck infeasible): no portfolio ... → min_volatility (CLARABEL optimal)``.
         """
         return " → ".join(str(a) for a in self.attempts)
 
@@ -274,9 +274,10 @@ class _Problem:
             self.budget = cp.Parameter(nonneg=True, name="turnover_budget")
             constraints.append(cp.norm1(x - s * self.w_drift) <= self.budget * s)
         self.big_m = None
+        self.z = None
         self.risk = cp.sum_squares(self.u)  # x' cov x (continuous: F'F = cov)
         if mip:
-            z = cp.Variable(n, boolean=True, name="z")
+            z = self.z = cp.Variable(n, boolean=True, name="z")
             floor = cons.held_floor
             if objective.homogeneous:
                 self.big_m = cp.Parameter(nonneg=True, name="big_m")
@@ -682,6 +683,12 @@ class MeanVariance:
     def _solve_exact(self, objective: Objective, d: _Data) -> tuple[np.ndarray | None, Attempt]:
         """Continuous relaxation first; the mixed-integer problem only when it violates cardinality."""
         n = len(d.assets)
+        if objective.homogeneous and not np.any(np.asarray(d.excess) > 0):
+            # long-only weights cannot reach (mu - rf)'x = 1: infeasible without a solve (e.g. the
+            # zero forecast, whose max_sharpe is undefined and falls back every time)
+            return None, Attempt(
+                objective.name, "precheck", "infeasible", self._reason(objective, "infeasible")
+            )
         args = (d.excess, d.factor, d.bounds, self._scalar(objective), d.turnover)
         w, status, solver, note = self._solve_continuous(objective, n, args)
         if w is None:
@@ -694,20 +701,24 @@ class MeanVariance:
             big_m, why = self._sharpe_big_m(d)
             if big_m is None:
                 return None, Attempt(objective.name, MIP_SOLVER, "infeasible", why)
-        w, status = self._problem(objective, n, mip=True).solve(*args, big_m=big_m)
+        problem = self._problem(objective, n, mip=True)
+        w, status = problem.solve(*args, big_m=big_m)
         if w is None:
             return None, Attempt(objective.name, MIP_SOLVER, status, self._reason(objective, status))
+        # the support is the MIP's choice of names (z), not its weights: within SCIP's tolerances a
+        # chosen name can come back at 0 when the held floor is tiny (min_weight_held = 0)
+        chosen = np.asarray(problem.z.value, dtype=float) > 0.5
         note = (
             ""
             if status == cp.OPTIMAL
             else f"SCIP time limit {self.mip_time_limit:g} s: best found, not proven"
         )
-        return self._polish(objective, d, w), Attempt(objective.name, MIP_SOLVER, status, note)
+        return self._polish(objective, d, w, chosen), Attempt(objective.name, MIP_SOLVER, status, note)
 
-    def _polish(self, objective: Objective, d: _Data, w: np.ndarray) -> np.ndarray:
+    def _polish(self, objective: Objective, d: _Data, w: np.ndarray, chosen: np.ndarray) -> np.ndarray:
         """Re-solve the continuous problem on the MIP's support (exact there, unlike SCIP's tolerances)."""
         floor = self.constraints.held_floor
-        support = w >= floor / 2
+        support = chosen | (w >= floor / 2)
         lower, upper = d.bounds
         bounds = (np.where(support, np.maximum(lower, floor), 0.0), np.where(support, upper, 0.0))
         args = (d.excess, d.factor, bounds, self._scalar(objective), d.turnover)
@@ -736,7 +747,9 @@ class MeanVariance:
 
     def _satisfies_cardinality(self, w: np.ndarray) -> bool:
         c = self.constraints
-        floor = c.min_weight_held * (1 - 1e-6) if c.min_weight_held > 0 else ZERO_TOL
+        # the same floor as the mixed-integer problem: a name below it is not held (with
+        # min_weight_held = 0 a solver weight of 1e-7 would otherwise count, then be tidied away)
+        floor = c.held_floor * (1 - 1e-6)
         held = w >= floor
         return bool(held.sum() >= min(c.min_names, len(w)) and not ((w > 0) & ~held).any())
 
