@@ -71,6 +71,7 @@ def main() -> None:
         gaps=tuple(args.gaps),
         inner_reps=args.inner_reps,
         alpha=args.level if args.level is not None else config.evaluation.primary_level,
+        spa_alpha=config.evaluation.spa_level,
         target=config.evaluation.alpha,
         seed=args.seed,
     )

@@ -130,6 +130,7 @@ class EvaluationSettings(Protocol):
     seed: int
     power: float
     primary_level: float
+    spa_level: float
     exploratory_correction: str
 
 
@@ -786,6 +787,7 @@ def evaluate(
         family,
         alpha=config.primary_level,
         target=config.alpha,
+        spa_alpha=config.spa_level,
         block_size=sb_block,
         reps=config.bootstrap_reps,
         seed=config.seed,

@@ -73,7 +73,8 @@ class CalibrationSettings:
     gaps : planted annual Sharpe gaps.
     forms : ``"mean_shift"`` and/or ``"vol_reduction"``.
     inner_reps : bootstrap resamples of each test inside a replication.
-    alpha : nominal level at which every test runs (the study's ``evaluation.primary_level``).
+    alpha : nominal level at which StepM and MCS run (the study's ``evaluation.primary_level``).
+    spa_alpha : nominal level of SPA (the study's ``evaluation.spa_level``; default ``alpha``).
     target : the false-positive rate the tests are meant to have (the study's ``evaluation.alpha``);
         each size row also reports the nominal level that would give it.
     block_size : stationary-bootstrap expected block length (days) of the resampling; None =
@@ -95,6 +96,7 @@ class CalibrationSettings:
     forms: tuple[str, ...] = ("mean_shift", "vol_reduction")
     inner_reps: int = 1000
     alpha: float = 0.05
+    spa_alpha: float | None = None
     target: float = 0.05
     block_size: float | None = None
     test_block_size: float | None = None
@@ -283,7 +285,12 @@ def _indices(n: int, block: float, reps: int, seed: int) -> Iterator[np.ndarray]
 
 
 def _size_rows(
-    null: str, outs: Sequence[dict[str, Any]], family: PrimaryFamily, alpha: float, target: float
+    null: str,
+    outs: Sequence[dict[str, Any]],
+    family: PrimaryFamily,
+    alpha: float,
+    target: float,
+    spa_alpha: float | None = None,
 ) -> list[dict[str, Any]]:
     """One row per test: rejection rate at the nominal ``alpha`` and the level that would give ``target``.
 
@@ -294,10 +301,18 @@ def _size_rows(
     n = len(outs)
     rows = []
 
-    def add(test: str, applies: bool, pvalues: Sequence[float] | None = None, hits=None) -> None:
+    spa_alpha = alpha if spa_alpha is None else spa_alpha
+
+    def add(
+        test: str,
+        applies: bool,
+        pvalues: Sequence[float] | None = None,
+        hits=None,
+        level: float | None = None,
+    ) -> None:
         if hits is None:
             p = np.array([1.0 if not math.isfinite(x) else x for x in pvalues], dtype=float)
-            hits = p <= alpha
+            hits = p <= (alpha if level is None else level)
             level = float(np.quantile(p, target, method="lower")) if n else math.nan
         else:
             level = math.nan
@@ -320,7 +335,12 @@ def _size_rows(
 
     if null == "sharpe_lfc":
         for objective in family.objectives:
-            add(f"SPA {objective}", True, [o["sharpe"]["spa"].get(objective, 1.0) for o in outs])
+            add(
+                f"SPA {objective}",
+                True,
+                [o["sharpe"]["spa"].get(objective, 1.0) for o in outs],
+                level=spa_alpha,
+            )
         return rows
     if "sharpe" in outs[0]:
         sharpe = [o["sharpe"] for o in outs]
@@ -333,6 +353,7 @@ def _size_rows(
                     f"SPA {objective} (all equal: conservative)",
                     False,
                     [s["spa"].get(objective, 1.0) for s in sharpe],
+                    level=spa_alpha,
                 )
         if sharpe and sharpe[0]["mcs"]:
             add("MCS (any variant excluded)", applies, [min(s["mcs"].values()) for s in sharpe])
@@ -429,7 +450,9 @@ def calibrate(
             (("sharpe", sharpe_null), ("mean", null_returns(sample, "mean", bench_mean)))
         ):
             outs = run(frame.to_numpy(dtype=float), settings.size_reps, settings.seed + i)
-            size_rows.extend(_size_rows(null, outs, family, settings.alpha, settings.target))
+            size_rows.extend(
+                _size_rows(null, outs, family, settings.alpha, settings.target, settings.spa_alpha)
+            )
         lfc = _least_favourable(sharpe_null, family, settings.lfc_gap, periods_per_year)
         outs = run(
             lfc.to_numpy(dtype=float),
@@ -438,7 +461,9 @@ def calibrate(
             statistics=("sharpe",),
             stepm=False,
         )
-        size_rows.extend(_size_rows("sharpe_lfc", outs, family, settings.alpha, settings.target))
+        size_rows.extend(
+            _size_rows("sharpe_lfc", outs, family, settings.alpha, settings.target, settings.spa_alpha)
+        )
 
     reference = run_primary_tests(
         sharpe_null.to_numpy(dtype=float),
@@ -465,7 +490,17 @@ def calibrate(
                 settings.seed + 7919 * (1 + int(gap * 100)) + (form == "vol_reduction"),
                 statistics=("sharpe",),
             )
-            row = _power_row(outs, form, gap, planted_idx, objective, z1, periods_per_year, settings.alpha)
+            row = _power_row(
+                outs,
+                form,
+                gap,
+                planted_idx,
+                objective,
+                z1,
+                periods_per_year,
+                settings.alpha,
+                settings.alpha if settings.spa_alpha is None else settings.spa_alpha,
+            )
             row["hardest_comparator"] = comparators[row.pop("hardest")]
             se = reference.omega[planted_idx] / math.sqrt(n)
             row["predicted"] = float(
@@ -524,6 +559,7 @@ def _power_row(
     z1: float,
     ppy: int,
     alpha: float,
+    spa_alpha: float,
 ) -> dict[str, Any]:
     runs = [o["sharpe"] for o in outs]
     right = np.array([[r["rejected"][i, 0] for i in planted_idx] for r in runs], dtype=bool)  # (reps, pairs)
@@ -547,7 +583,7 @@ def _power_row(
         "verdict_min_pair": float(right.mean(axis=0).min()),
         "verdict_mean_pair": float(right.mean()),
         "false_verdicts": float(np.mean(false)),
-        "spa": float(np.mean([r["spa"].get(objective, 1.0) < alpha for r in runs])),
+        "spa": float(np.mean([r["spa"].get(objective, 1.0) <= spa_alpha for r in runs])),
         "mcs_excludes": float(np.nanmean(mcs)) if runs else math.nan,
         "hardest": hardest,
         "sd_sharpe_diff": float(sd_true[hardest] * math.sqrt(ppy)),

@@ -535,6 +535,7 @@ class PrimaryResult:
     n_days: int
     period: dict[str, Any] = field(default_factory=dict)
     target: float = 0.05
+    spa_alpha: float = 0.05
 
     def to_results(self) -> dict[str, Any]:
         """The ``results.json["primary"]`` document (pass through the JSON converter)."""
@@ -542,6 +543,7 @@ class PrimaryResult:
             "declared": self.family.to_results(),
             "alpha": self.alpha,
             "target_alpha": self.target,
+            "spa_alpha": self.spa_alpha,
             "power": self.power,
             "period": self.period,
             "n_days": self.n_days,
@@ -639,6 +641,7 @@ def run_primary(
     decisions: pd.DataFrame | None = None,
     periods_per_year: int = PERIODS_PER_YEAR,
     target: float | None = None,
+    spa_alpha: float | None = None,
 ) -> PrimaryResult:
     """Test the declared primary family on daily net returns.
 
@@ -650,6 +653,7 @@ def run_primary(
     family : from :func:`declare_primary_family`.
     alpha : nominal level of StepM (familywise), SPA and MCS.
     target : the false-positive rate ``alpha`` was calibrated for (recorded; default ``alpha``).
+    spa_alpha : nominal level of the SPA tests (default ``alpha``).
     block_size : stationary-bootstrap expected block length (days).
     reps, seed : bootstrap resamples and seed of every procedure.
     power : power at which the minimum detectable Sharpe gap is stated.
@@ -749,7 +753,7 @@ def run_primary(
             "p_lower": p[0],
             "p_consistent": p[1],
             "p_upper": p[2],
-            "rejected": bool(p[1] < alpha),
+            "rejected": bool(p[1] <= (alpha if spa_alpha is None else spa_alpha)),
         }
         for objective, (best, p) in sharpe.spa.items()
     ]
@@ -783,4 +787,5 @@ def run_primary(
         n_days=n,
         period=period,
         target=alpha if target is None else target,
+        spa_alpha=alpha if spa_alpha is None else spa_alpha,
     )

@@ -741,6 +741,7 @@ def _calibration(
         gaps=cal.gaps,
         inner_reps=cal.inner_reps,
         alpha=config.evaluation.primary_level,
+        spa_alpha=config.evaluation.spa_level,
         target=config.evaluation.alpha,
         block_size=config.evaluation.block_length,
         test_block_size=config.evaluation.block_length,
