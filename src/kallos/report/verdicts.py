@@ -119,35 +119,18 @@ def _verdict_sentence(primary: Mapping[str, Any]) -> Markup:
     losses = [v for v in verdicts if v.get("verdict") == "b better"]
     if not wins and not losses:
         return head + Markup("<strong>no learned variant differs detectably from any comparator</strong>.")
-    parts = []
-    if wins:
-        parts.append(
-            Markup("<strong>{}</strong>").format(
-                _join(
-                    [
-                        Markup("{} beats {} (ΔSharpe {})").format(
-                            _code(v["a"]), _code(v["b"]), fmt_float(v.get("sharpe_diff"), signed=True)
-                        )
-                        for v in wins
-                    ]
-                )
-            )
+
+    def beats(v: Mapping[str, Any], winner: str, loser: str, sign: float) -> Markup:
+        gap = (as_float(v.get("sharpe_diff")) or 0.0) * sign
+        return Markup("{} beats {} (ΔSharpe {})").format(
+            _code(v[winner]), _code(v[loser]), fmt_float(gap, signed=True)
         )
-    if losses:
-        parts.append(
-            Markup("<strong>{}</strong>").format(
-                _join(
-                    [
-                        Markup("{} beats {} (ΔSharpe {})").format(
-                            _code(v["b"]),
-                            _code(v["a"]),
-                            fmt_float(-(as_float(v.get("sharpe_diff")) or 0.0), signed=True),
-                        )
-                        for v in losses
-                    ]
-                )
-            )
-        )
+
+    parts = [
+        Markup("<strong>{}</strong>").format(_join([beats(v, *side) for v in group]))
+        for group, side in ((wins, ("a", "b", 1.0)), (losses, ("b", "a", -1.0)))
+        if group
+    ]
     rest = len(verdicts) - len(wins) - len(losses)
     return (
         head
