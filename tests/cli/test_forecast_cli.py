@@ -107,13 +107,30 @@ def test_tune_rejects_unknown_coin(real_store, tmp_path):
     assert res.exit_code == 2 and "not in the panel" in res.output
 
 
+def test_tune_rejects_a_model_without_a_search_space(real_store):
+    url = str(real_store.engine.url.render_as_string(hide_password=False))
+    res = runner.invoke(
+        app, ["tune", "--coin", "btc", "--fold", "2023Q1", "--model", "zero", "--database-url", url]
+    )
+    assert res.exit_code == 2 and "cannot be tuned" in res.output and "transformer" in res.output
+    assert "Traceback" not in res.output
+
+
 @pytest.mark.slow
-def test_tune_on_real_data(real_store, tmp_path):
+@pytest.mark.parametrize("model", ["gru", "transformer"])
+def test_tune_on_real_data(real_store, tmp_path, model):
     url = str(real_store.engine.url.render_as_string(hide_password=False))
     args = ["tune", "--coin", "btc", "--fold", "2023Q1", "--trials", "2", "--database-url", url]
-    args += ["--set", "forecast.recurrent.max_epochs=1", "--set", "forecast.train_start=2021-06-01"]
+    args += [
+        "--model",
+        model,
+        "--set",
+        "forecast.training.max_epochs=1",
+        "--set",
+        "forecast.train_start=2021-06-01",
+    ]
     args += ["--sampler-seed", "0"]
     res = runner.invoke(app, args, env=WIDE)
     assert res.exit_code == 0, res.output
     assert "Pareto front" in res.output and "Chosen" in res.output
-    assert "tune-gru-btc-2022-12-31-" in res.output
+    assert f"tune-{model}-btc-2022-12-31-" in res.output

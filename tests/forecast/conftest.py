@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from kallos.config import RecurrentConfig
+from kallos.config import ForecastConfig, TrainingConfig
 from kallos.features import forward_log_return
-from kallos.forecast import CoinHistory, ExpandingWalkForward, Fold
+from kallos.forecast import CoinHistory, ExpandingWalkForward, Fold, NeuralForecaster, make_forecaster
+
+#: Tiny network settings per neural plug-in (fast enough for the unit tests).
+TINY_NETWORKS: dict[str, dict[str, Any]] = {
+    **{n: {"hidden_size": 8, "num_layers": 1, "dropout": 0.0} for n in ("gru", "lstm", "gru_attention")},
+    "transformer": {"d_model": 8, "n_heads": 2, "num_layers": 1, "dim_feedforward": 16, "dropout": 0.0},
+}
 
 HORIZON = 7
 START = pd.Timestamp("2020-01-01")
@@ -55,15 +63,59 @@ def fold(splitter) -> Fold:
     return splitter.fold(CUTOFF)
 
 
+@dataclass(frozen=True)
+class Tiny:
+    """Tiny model settings: trainer settings plus every neural plug-in's network table.
+
+    ``model_copy(update=...)`` routes each key to the trainer (a :class:`TrainingConfig` field)
+    or to every network table; :meth:`model` builds a registered forecaster through the registry.
+    """
+
+    forecast: ForecastConfig
+
+    @property
+    def training(self) -> TrainingConfig:
+        return self.forecast.training
+
+    def model_copy(self, update: dict[str, Any]) -> Tiny:
+        training = {k: v for k, v in update.items() if k in TrainingConfig.model_fields}
+        network = {k: v for k, v in update.items() if k not in training}
+        models = {
+            n: {**t, **{k: v for k, v in network.items() if k in _fields(n)}}
+            for n, t in self.forecast.models.items()
+        }
+        return Tiny(
+            self.forecast.model_copy(
+                update={"training": self.forecast.training.model_copy(update=training), "models": models}
+            )
+        )
+
+    def model(
+        self,
+        name: str = "gru",
+        seed: int = 0,
+        device: str = "cpu",
+        attention: bool = False,
+        min_train_samples: int = 30,
+        horizon: int = 7,
+        refit: bool = False,
+    ) -> NeuralForecaster:
+        name = "gru_attention" if attention and name == "gru" else name
+        cfg = self.forecast.model_copy(
+            update={"min_train_samples": min_train_samples, "horizon": horizon, "refit": refit}
+        )
+        model = make_forecaster(name, cfg, seed, device)
+        assert isinstance(model, NeuralForecaster)
+        return model
+
+
+def _fields(name: str) -> set[str]:
+    from kallos.forecast import FORECASTERS
+
+    return set(FORECASTERS[name].settings.model_fields)
+
+
 @pytest.fixture(scope="session")
-def tiny_config() -> RecurrentConfig:
-    return RecurrentConfig(
-        hidden_size=8,
-        num_layers=1,
-        dropout=0.0,
-        lookback=5,
-        learning_rate=1e-2,
-        batch_size=32,
-        max_epochs=5,
-        patience=5,
-    )
+def tiny_config() -> Tiny:
+    training = TrainingConfig(lookback=5, learning_rate=1e-2, batch_size=32, max_epochs=5, patience=5)
+    return Tiny(ForecastConfig(horizon=7, min_train_samples=30, training=training, models=TINY_NETWORKS))

@@ -8,14 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kallos.config import RecurrentConfig
+from kallos.config import ForecastConfig, TrainingConfig
 from kallos.exceptions import DataValidationError
 from kallos.forecast import (
     CoinHistory,
     ExpandingWalkForward,
     HistoricalMean,
     NaivePersistence,
-    RecurrentForecaster,
+    make_forecaster,
 )
 
 DAY = pd.Timedelta(days=1)
@@ -133,7 +133,12 @@ def test_baseline_forecast_at_t_ignores_rows_after_t(seed: int, cut: int, mode: 
     [
         HistoricalMean(horizon=7, window=5),
         NaivePersistence(horizon=7),
-        RecurrentForecaster(RecurrentConfig(hidden_size=8, num_layers=1, lookback=5), "gru", 7),
+        make_forecaster(
+            "gru",
+            ForecastConfig(
+                training=TrainingConfig(lookback=5), models={"gru": {"hidden_size": 8, "num_layers": 1}}
+            ),
+        ),
     ],
     ids=lambda m: m.name,
 )

@@ -12,7 +12,6 @@ from kallos.forecast import (
     HistoricalMean,
     JobResult,
     NaivePersistence,
-    RecurrentForecaster,
     driver,
     forecasts_frame,
     run_jobs,
@@ -28,9 +27,8 @@ def jobs(make_history, fold, tiny_config) -> list[ForecastJob]:
     aaa, bbb = make_history(seed=1, coin="aaa"), make_history(seed=2, coin="bbb")
     dates = pd.date_range(fold.test_start, periods=20, freq="D")
 
-    def recurrent(cell: str, coin: str) -> RecurrentForecaster:
-        seed = stable_seed(cell, coin, fold.key)
-        return RecurrentForecaster(tiny_config, cell=cell, horizon=7, seed=seed, min_train_samples=30)
+    def recurrent(name: str, coin: str):
+        return tiny_config.model(name, seed=stable_seed(name, coin, fold.key))
 
     return [
         ForecastJob(recurrent("gru", "aaa"), fold, aaa, dates),
@@ -54,7 +52,7 @@ def test_results_in_job_order_with_fitted_state(jobs, serial) -> None:
         assert result.fold == job.fold
     assert serial[1].state is None
     tensors, meta = serial[0].state
-    assert meta["cutoff"] == jobs[0].fold.key and meta["params"]["cell"] == "gru"
+    assert meta["cutoff"] == jobs[0].fold.key and meta["params"]["name"] == "gru"
     assert all(isinstance(v, np.ndarray) for v in tensors.values())
 
 
@@ -97,7 +95,7 @@ def test_two_spawned_processes_give_identical_results(jobs, serial) -> None:
 def test_insufficient_data_becomes_an_error_result(jobs, tiny_config) -> None:
     good = jobs[1]
     starved = ForecastJob(
-        RecurrentForecaster(tiny_config, cell="gru", horizon=7, min_train_samples=10_000),
+        tiny_config.model("gru", min_train_samples=10_000),
         good.fold,
         good.history,
         good.dates,
@@ -146,7 +144,7 @@ def test_light_jobs_run_in_process_with_n_jobs_above_one(make_history, fold) -> 
     assert [r.forecaster for r in results] == ["naive_persistence", "historical_mean"]
 
 
-# --------------------------------------------------------------------------- batched stacks
+# --------------------------------------------------------------------------- stacked training
 @pytest.fixture(scope="module")
 def stack_jobs(make_history, fold, splitter, tiny_config) -> list[ForecastJob]:
     """Three GRU coins on one fold (one stack), one on a later fold, one LSTM: three stacks in all."""
@@ -154,9 +152,7 @@ def stack_jobs(make_history, fold, splitter, tiny_config) -> list[ForecastJob]:
     histories = {c: make_history(n=560, seed=s, coin=c) for s, c in enumerate(["aaa", "bbb", "ccc"], 7)}
 
     def job(cell: str, coin: str, f) -> ForecastJob:
-        model = RecurrentForecaster(
-            tiny_config, cell=cell, horizon=7, seed=stable_seed(cell, coin, f.key), min_train_samples=30
-        )
+        model = tiny_config.model(cell, seed=stable_seed(cell, coin, f.key))
         return ForecastJob(model, f, histories[coin], pd.date_range(f.test_start, periods=15, freq="D"))
 
     return [

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from kallos.config import ForecastConfig, RecurrentConfig
+from kallos.config import ForecastConfig, TrainingConfig
 from kallos.features import compute_indicators
 from kallos.forecast import (
     FORECASTERS,
@@ -21,12 +21,17 @@ from kallos.forecast import (
     make_forecaster,
 )
 
+RECURRENT = {"hidden_size": 8, "num_layers": 2, "dropout": 0.1}
 CFG = ForecastConfig(
     min_train_samples=60,
-    historical_mean_window=60,
-    recurrent=RecurrentConfig(
-        hidden_size=8, num_layers=2, dropout=0.1, lookback=10, learning_rate=5e-3, max_epochs=3, patience=3
-    ),
+    training=TrainingConfig(lookback=10, learning_rate=5e-3, max_epochs=3, patience=3),
+    models={
+        "historical_mean": {"window": 60},
+        "gru": RECURRENT,
+        "lstm": RECURRENT,
+        "gru_attention": RECURRENT,
+        "transformer": {"d_model": 8, "n_heads": 2, "num_layers": 2, "dim_feedforward": 16, "dropout": 0.1},
+    },
 )
 TRAINED = [name for name in sorted(FORECASTERS) if hasattr(make_forecaster(name, CFG), "prepare")]
 
@@ -81,7 +86,7 @@ def test_training_beats_the_untrained_network_on_its_training_data(name, fitted,
     model = fitted[name]
     data = make_forecaster(name, CFG, seed=3).prepare(btc.upto(fold.cutoff), fold)
     untrained = model.new_net(data.x_train.shape[-1], [torch.Generator().manual_seed(3)])
-    lam = CFG.recurrent.direction_weight
+    lam = CFG.training.direction_weight
     with torch.no_grad():
         before = direction_aware_loss(untrained(data.x_train[None])[0], data.y_train, lam).item()
         after = direction_aware_loss(model.net_(data.x_train[None])[0], data.y_train, lam).item()

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from kallos.data import Store
-from kallos.forecast import CoinHistory, ForecastJob, NaivePersistence, RecurrentForecaster
+from kallos.forecast import CoinHistory, ForecastJob, NaivePersistence
 from kallos.forecast.driver import run_jobs
 from kallos.forecast.model_store import (
     ModelRegistry,
@@ -45,7 +45,7 @@ def _jobs(histories, fold, config, fold_dates=None):
     jobs = []
     for coin, h in histories.items():
         seed = len(coin)
-        jobs.append(ForecastJob(RecurrentForecaster(config, "gru", 7, seed, "cpu", 30), fold, h, dates))
+        jobs.append(ForecastJob(config.model("gru", seed=seed), fold, h, dates))
         jobs.append(ForecastJob(NaivePersistence(7), fold, h, dates))
     return jobs
 
@@ -128,7 +128,9 @@ def test_data_after_the_cutoff_does_not_change_the_hash(histories, fold, tiny_co
 
 def test_changed_hyperparameter_retrains_all(registry, histories, fold, tiny_config):
     run_jobs_with_registry(_jobs(histories, fold, tiny_config), registry, runner=SpyRunner())
-    bigger = tiny_config.model_copy(update={"hidden_size": tiny_config.hidden_size + 4})
+    bigger = tiny_config.model_copy(
+        update={"hidden_size": tiny_config.forecast.models["gru"]["hidden_size"] + 4}
+    )
     spy = SpyRunner()
     _, stats = run_jobs_with_registry(_jobs(histories, fold, bigger), registry, runner=spy)
     assert sorted(k for k in spy.trained if k[0] == "gru") == [("gru", c, fold.key) for c in COINS]

@@ -1,4 +1,5 @@
-"""Contract tests for the recurrent forecaster (GRU and LSTM from one module) and its loss."""
+"""The recurrent plug-in against PyTorch's layers, and the neural forecaster's contract (every
+neural plug-in: GRU, LSTM, Transformer) and its loss."""
 
 from __future__ import annotations
 
@@ -7,16 +8,17 @@ import pandas as pd
 import pytest
 import torch
 
-from kallos.config import RecurrentConfig
+from kallos.config import ForecastConfig, TrainingConfig
 from kallos.data.artifacts import load_model_state, save_model_state
 from kallos.exceptions import InsufficientDataError
 from kallos.features import compute_indicators, forward_log_return
-from kallos.forecast import CoinHistory, ExpandingWalkForward, RecurrentForecaster, direction_aware_loss
-from kallos.forecast.recurrent import CELLS as CELL_REGISTRY
-from kallos.forecast.recurrent import RecurrentNet, _Cell, _rng_fork_args
+from kallos.forecast import CoinHistory, ExpandingWalkForward, direction_aware_loss, make_forecaster
+from kallos.forecast.models.recurrent import CELLS as CELL_REGISTRY
+from kallos.forecast.models.recurrent import Cell, RecurrentNet
+from kallos.forecast.training import masked_direction_aware_loss, rng_fork_args
 
 DAY = pd.Timedelta(days=1)
-CELLS = ["gru", "lstm"]
+CELLS = ["gru", "lstm", "transformer"]
 
 
 # --------------------------------------------------------------------------- loss
@@ -54,8 +56,6 @@ def test_direction_aware_loss_zero_counts_as_agreeing() -> None:
 def test_masked_training_loss_equals_the_documented_loss(lam) -> None:
     """Issue 10.17: the loss that trains the models is the documented direction-aware loss, per model
     over its unmasked rows (with sign disagreements, zeros and a padded tail)."""
-    from kallos.forecast.recurrent import masked_direction_aware_loss
-
     gen = torch.Generator().manual_seed(1)
     pred, target = torch.randn(3, 40, generator=gen), torch.randn(3, 40, generator=gen)
     pred[0, :5] = 0.0
@@ -84,7 +84,7 @@ def test_gru_sequence_backward_passes_gradcheck() -> None:
 def test_gru_sequence_equals_the_autograd_cell_loop() -> None:
     """The fused sequence (hand-written BPTT) against the generic per-step autograd loop."""
     gru, inputs = CELL_REGISTRY["gru"], _gru_inputs(seed=3)
-    fused, generic = gru.sequence(*inputs), _Cell.sequence(gru, *inputs)
+    fused, generic = gru.sequence(*inputs), Cell.sequence(gru, *inputs)
     torch.testing.assert_close(fused, generic, rtol=0, atol=1e-12)
     d_out = torch.randn(fused.shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     for a, b in zip(
@@ -125,9 +125,8 @@ def history(make_history) -> CoinHistory:
 
 
 @pytest.fixture(scope="module", params=CELLS)
-def fitted(request, history, fold, tiny_config) -> RecurrentForecaster:
-    model = RecurrentForecaster(tiny_config, cell=request.param, horizon=7, seed=1, min_train_samples=30)
-    return model.fit(history.upto(fold.cutoff), fold)
+def fitted(request, history, fold, tiny_config):
+    return tiny_config.model(request.param, seed=1).fit(history.upto(fold.cutoff), fold)
 
 
 def _test_dates(fold) -> pd.DatetimeIndex:
@@ -139,7 +138,7 @@ def test_output_shape_index_and_name(fitted, history, fold) -> None:
     dates = pd.DatetimeIndex(["2021-01-20", "2021-01-05", "2019-12-01", "2021-01-05"])
     pred = fitted.predict(history, dates)
     assert pred.index.equals(dates)
-    assert pred.name == fitted.cell
+    assert pred.name == fitted.name
     assert np.isnan(pred.iloc[2])  # before the history starts
     assert np.isfinite(pred.iloc[[0, 1, 3]]).all() and pred.iloc[1] == pred.iloc[3]
     test = fitted.predict(history, _test_dates(fold))
@@ -148,7 +147,7 @@ def test_output_shape_index_and_name(fitted, history, fold) -> None:
 
 
 def test_nan_where_lookback_window_incomplete(fitted, history, tiny_config) -> None:
-    lookback = tiny_config.lookback
+    lookback = tiny_config.training.lookback
     index = history.features.index
     head = fitted.predict(history, index[: lookback + 3])
     assert head.isna().tolist() == [True] * (lookback - 1) + [False] * 4
@@ -165,13 +164,13 @@ def test_fit_attributes(fitted, history, fold, tiny_config) -> None:
     assert fitted.feature_names_ == ["signal", "noise", "level"]
     assert fitted.cutoff_ == fold.cutoff
     # Training samples: train_start + lookback - 1 .. train_end; validation: the whole block.
-    lookback = tiny_config.lookback
+    lookback = tiny_config.training.lookback
     assert info["n_train"] == (fold.train_end - fold.train_start).days + 1 - (lookback - 1)
     assert info["n_validation"] == 60
-    assert 1 <= info["best_epoch"] <= info["epochs"] <= tiny_config.max_epochs
+    assert 1 <= info["best_epoch"] <= info["epochs"] <= tiny_config.training.max_epochs
     assert info["best_validation_loss"] == min(info["validation_loss"])
     y = forward_log_return(history.close, 7).loc[fold.train_start + (lookback - 1) * DAY : fold.train_end]
-    assert fitted.target_scale_ == pytest.approx(float(np.sqrt(np.mean(y.to_numpy() ** 2))), rel=1e-12)
+    assert fitted.scaler_.target_scale == pytest.approx(float(np.sqrt(np.mean(y.to_numpy() ** 2))), rel=1e-12)
 
 
 def test_same_seed_bit_identical_other_seed_differs(fitted, history, fold) -> None:
@@ -196,8 +195,8 @@ def test_fit_leaves_global_torch_state_alone(fitted, history, fold) -> None:
 
 
 def test_rng_fork_covers_the_generators_manual_seed_touches() -> None:
-    assert _rng_fork_args("cpu") == {"devices": []}
-    cuda = _rng_fork_args("cuda")
+    assert rng_fork_args("cpu") == {"devices": []}
+    cuda = rng_fork_args("cuda")
     assert cuda["device_type"] == "cuda"
     assert list(cuda["devices"]) == list(range(torch.cuda.device_count()))
 
@@ -205,9 +204,7 @@ def test_rng_fork_covers_the_generators_manual_seed_touches() -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_fit_on_cuda_leaves_global_cuda_rng_alone(history, fold, tiny_config) -> None:
     state = torch.cuda.get_rng_state_all()
-    model = RecurrentForecaster(
-        tiny_config, cell="gru", horizon=7, seed=1, device="cuda", min_train_samples=30
-    )
+    model = tiny_config.model("gru", seed=1, device="cuda")
     model.fit(history.upto(fold.cutoff), fold)
     assert all(torch.equal(a, b) for a, b in zip(torch.cuda.get_rng_state_all(), state, strict=True))
     assert np.isfinite(model.predict(history, _test_dates(fold))).all()
@@ -216,16 +213,16 @@ def test_fit_on_cuda_leaves_global_cuda_rng_alone(history, fold, tiny_config) ->
 def test_scaler_uses_training_rows_only(fitted, history, fold, tiny_config) -> None:
     # Training windows read rows train_start .. train_end (every row has finite features).
     train_rows = history.features.loc[fold.train_start : fold.train_end]
-    np.testing.assert_allclose(fitted.scaler_mean_, train_rows.mean().to_numpy(), rtol=1e-12)
-    np.testing.assert_allclose(fitted.scaler_scale_, train_rows.std(ddof=0).to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(fitted.scaler_.mean, train_rows.mean().to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(fitted.scaler_.scale, train_rows.std(ddof=0).to_numpy(), rtol=1e-12)
     # Blow up everything after train_end (purge gap and validation block): the scaler must not move.
     features = history.features.copy()
     features.loc[features.index > fold.train_end] = features.loc[features.index > fold.train_end] * 1e3 + 50
     poisoned = CoinHistory(history.coin_id, history.close, features).upto(fold.cutoff)
     refit = fitted.clone().fit(poisoned, fold)
-    np.testing.assert_array_equal(refit.scaler_mean_, fitted.scaler_mean_)
-    np.testing.assert_array_equal(refit.scaler_scale_, fitted.scaler_scale_)
-    assert refit.target_scale_ == fitted.target_scale_
+    np.testing.assert_array_equal(refit.scaler_.mean, fitted.scaler_.mean)
+    np.testing.assert_array_equal(refit.scaler_.scale, fitted.scaler_.scale)
+    assert refit.scaler_.target_scale == fitted.scaler_.target_scale
     # ... although the validation block did change what early stopping saw.
     assert refit.training_["validation_loss"] != fitted.training_["validation_loss"]
 
@@ -235,7 +232,7 @@ def test_trained_model_beats_predicting_zero(fitted, history, fold, tiny_config)
     val_dates = pd.date_range(fold.validation_start, fold.validation_end, freq="D")
     y_val = torch.tensor(label.loc[val_dates].to_numpy())
     pred_val = torch.tensor(fitted.predict(history.upto(fold.cutoff), val_dates).to_numpy())
-    lam = tiny_config.direction_weight
+    lam = tiny_config.training.direction_weight
     trained = direction_aware_loss(pred_val, y_val, lam).item()
     zero = direction_aware_loss(torch.zeros_like(y_val), y_val, lam).item()
     assert trained < 0.25 * zero
@@ -267,23 +264,25 @@ def test_state_round_trip_without_pickle(fitted, history, fold, tmp_path) -> Non
     weights, info = save_model_state(tmp_path / "model", tensors, meta)
     assert (weights.suffix, info.suffix) == (".safetensors", ".json")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.safetensors"]
-    loaded = RecurrentForecaster.from_state(*load_model_state(tmp_path / "model"))
-    assert loaded.get_params() == {**fitted.get_params(), "device": "cpu"}
+    loaded = fitted.clone().load_state(*load_model_state(tmp_path / "model"))
+    assert loaded.get_params() == fitted.get_params()
     assert loaded.feature_names_ == fitted.feature_names_
     assert loaded.cutoff_ == fitted.cutoff_
-    assert loaded.target_scale_ == fitted.target_scale_
-    np.testing.assert_array_equal(loaded.scaler_mean_, fitted.scaler_mean_)
-    np.testing.assert_array_equal(loaded.scaler_scale_, fitted.scaler_scale_)
+    np.testing.assert_array_equal(loaded.scaler_.mean, fitted.scaler_.mean)
+    np.testing.assert_array_equal(loaded.scaler_.scale, fitted.scaler_.scale)
+    assert loaded.scaler_.target_scale == fitted.scaler_.target_scale
     assert loaded.training_ == fitted.training_
     dates = _test_dates(fold)
     np.testing.assert_array_equal(loaded.predict(history, dates).to_numpy(), fitted.predict(history, dates))
     with pytest.raises(ValueError, match="format"):
-        RecurrentForecaster.from_state(tensors, {**meta, "format": "something/else"})
+        fitted.load_state(tensors, {**meta, "format": "something/else"})
+    with pytest.raises(ValueError, match=r"differs from this forecaster in \['seed'\]"):
+        fitted.clone(seed=99).load_state(tensors, meta)
 
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_insufficient_training_samples(cell, history, fold, tiny_config) -> None:
-    model = RecurrentForecaster(tiny_config, cell=cell, horizon=7, min_train_samples=10_000)
+    model = tiny_config.model(cell, min_train_samples=10_000)
     with pytest.raises(InsufficientDataError, match=r"syn: \d+ training samples in 2020-01-01\.\.2020-10-18"):
         model.fit(history.upto(fold.cutoff), fold)
     assert not hasattr(model, "net_")
@@ -291,9 +290,7 @@ def test_insufficient_training_samples(cell, history, fold, tiny_config) -> None
     with pytest.raises(
         InsufficientDataError, match=r"syn: 18 training samples in 2020-10-01\.\.2020-10-18 \(need 30\)"
     ):
-        RecurrentForecaster(tiny_config, cell=cell, horizon=7, min_train_samples=30).fit(
-            history.upto(fold.cutoff), late
-        )
+        tiny_config.model(cell).fit(history.upto(fold.cutoff), late)
 
 
 # --------------------------------------------------------------------------- real data
@@ -304,8 +301,11 @@ def test_tiny_gru_on_real_btc(real_panel) -> None:
     fold = ExpandingWalkForward(pd.Timestamp("2020-01-01"), horizon=7, validation_days=91).fold(
         pd.Timestamp("2021-03-31")
     )
-    cfg = RecurrentConfig(hidden_size=8, num_layers=1, dropout=0.0, lookback=10, batch_size=64, max_epochs=3)
-    model = RecurrentForecaster(cfg, cell="gru", horizon=7, seed=0).fit(history.upto(fold.cutoff), fold)
+    cfg = ForecastConfig(
+        training=TrainingConfig(lookback=10, batch_size=64, max_epochs=3),
+        models={"gru": {"hidden_size": 8, "num_layers": 1, "dropout": 0.0}},
+    )
+    model = make_forecaster("gru", cfg, seed=0).fit(history.upto(fold.cutoff), fold)
     assert model.training_["n_train"] >= 250 and model.training_["n_validation"] == 91
     assert model.feature_names_ == list(features.columns)
 

@@ -20,7 +20,7 @@ from kallos.data import Store, migrations
 from kallos.exceptions import DataValidationError
 from kallos.forecast.tuning import (
     MedianRulePruner,
-    SearchSpace,
+    TrainingSpace,
     TuningObjective,
     choose_trial,
     count_trials,
@@ -31,7 +31,16 @@ from kallos.forecast.tuning import (
 )
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-SMALL = SearchSpace(hidden_size=(4, 8), num_layers=(1, 2), lookback=(5, 10), batch_size=(32, 64))
+SMALL = TrainingSpace(lookback=(5, 10), batch_size=(32, 64))
+
+
+def small_gru(trial: optuna.Trial) -> dict[str, int]:
+    return {
+        "hidden_size": trial.suggest_int("hidden_size", 4, 8),
+        "num_layers": trial.suggest_int("num_layers", 1, 2),
+    }
+
+
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
@@ -48,8 +57,8 @@ def _trial(number: int, rmse: float, da: float, **attrs: float):
 
 @pytest.fixture
 def tiny_forecast(tiny_config) -> ForecastConfig:
-    rec = tiny_config.model_copy(update={"max_epochs": 3, "patience": 3})
-    return ForecastConfig(horizon=7, validation_days=60, recurrent=rec, min_train_samples=30)
+    tiny = tiny_config.model_copy(update={"max_epochs": 3, "patience": 3}).forecast
+    return tiny.model_copy(update={"horizon": 7, "validation_days": 60, "min_train_samples": 30})
 
 
 def test_choose_trial_rule():
@@ -83,7 +92,7 @@ def test_objective_prunes_a_bad_trial(make_history, fold, tiny_forecast):
     study = optuna.create_study(directions=["minimize", "maximize"])
     for i in range(3):  # completed trials that were impossibly good at the checkpoint
         study.add_trial(_trial(i, 0.01, 0.9, validation_rmse_at_epoch_1=0.0))
-    objective = TuningObjective(history, fold, tiny_forecast, seed=1, space=SMALL)
+    objective = TuningObjective(history, fold, tiny_forecast, seed=1, space=SMALL, network_space=small_gru)
     study.optimize(objective, n_trials=1)
     last = study.trials[-1]
     assert last.state == TrialState.PRUNED
@@ -100,7 +109,7 @@ def test_objective_refuses_the_test_quarter(make_history, fold, tiny_forecast):
 def test_validation_scores_use_validation_block_only(make_history, fold, tiny_forecast):
     history = make_history().upto(fold.cutoff)
     objective = TuningObjective(history, fold, tiny_forecast, seed=3)
-    rmse, da, n = objective._score(tiny_forecast.recurrent)
+    rmse, da, n = objective._score(tiny_forecast.training)
     assert n == (fold.validation_end - fold.validation_start).days + 1
     assert 0 < rmse < 0.2 and 0.0 <= da <= 1.0
 
@@ -110,7 +119,16 @@ def test_tune_sqlite_counts_every_trial(tmp_path, make_history, fold, tiny_forec
     store = Store(url)  # Kallos tables first: Optuna's tables share the database file
     storage = optuna_storage(url)
     history = make_history().upto(fold.cutoff)
-    result = tune(history, fold, tiny_forecast, storage, n_trials=3, sampler_seed=0, space=SMALL)
+    result = tune(
+        history,
+        fold,
+        tiny_forecast,
+        storage,
+        n_trials=3,
+        sampler_seed=0,
+        space=SMALL,
+        network_space=small_gru,
+    )
     assert result.study_name == study_name("syn", fold, tiny_forecast)
     assert result.n_trials == 3 == sum(result.states.values())
     assert result.chosen["number"] in set(result.pareto["number"])
@@ -118,9 +136,16 @@ def test_tune_sqlite_counts_every_trial(tmp_path, make_history, fold, tiny_forec
     assert {"studies", "trials", "daily_market_data", "kallos_alembic_version"} <= tables
     assert store.current_revision() == migrations.head_revision()  # Optuna left Kallos' version alone
     assert set(result.pareto.columns) >= {"rmse", "directional_accuracy", "hidden_size", "direction_weight"}
-    tune(
-        history, fold, tiny_forecast, storage, n_trials=1, sampler_seed=1, space=SMALL
-    )  # same study, resumed
+    tune(  # same study, resumed
+        history,
+        fold,
+        tiny_forecast,
+        storage,
+        n_trials=1,
+        sampler_seed=1,
+        space=SMALL,
+        network_space=small_gru,
+    )
     assert count_trials(url) == 4
     storage.engine.dispose()
 
@@ -144,10 +169,10 @@ def test_counting_trials_creates_no_optuna_table(any_store):
 _WORKER = textwrap.dedent(
     """
     import sys, numpy as np, pandas as pd, optuna
-    from kallos.config import ForecastConfig, RecurrentConfig
+    from kallos.config import ForecastConfig, TrainingConfig
     from kallos.features import forward_log_return
     from kallos.forecast import CoinHistory, ExpandingWalkForward
-    from kallos.forecast.tuning import SearchSpace, optuna_storage, tune
+    from kallos.forecast.tuning import TrainingSpace, optuna_storage, tune
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url, schema, name, k, seed = sys.argv[1:6]
     rng = np.random.default_rng(0)
@@ -156,12 +181,18 @@ _WORKER = textwrap.dedent(
     y = forward_log_return(close, 7).fillna(0.0).to_numpy()
     feats = pd.DataFrame({"signal": y + rng.normal(0, 0.005, 366), "noise": rng.normal(0, 1, 366)}, index=idx)
     fold = ExpandingWalkForward("2020-01-01", horizon=7, validation_days=60).fold(pd.Timestamp("2020-12-31"))
-    rec = RecurrentConfig(max_epochs=1, patience=1)
-    cfg = ForecastConfig(validation_days=60, min_train_samples=30, recurrent=rec)
+    cfg = ForecastConfig(
+        validation_days=60, min_train_samples=30, training=TrainingConfig(max_epochs=1, patience=1)
+    )
     storage = optuna_storage(url, schema)
-    space = SearchSpace(hidden_size=(4, 8), num_layers=(1, 1), lookback=(5, 10))
+    space = TrainingSpace(lookback=(5, 10))
+    def small(trial):
+        return {"hidden_size": trial.suggest_int("hidden_size", 4, 8), "num_layers": 1}
     history = CoinHistory("syn", close, feats)
-    tune(history, fold, cfg, storage, n_trials=int(k), sampler_seed=int(seed), name=name, space=space)
+    tune(
+        history, fold, cfg, storage, n_trials=int(k), sampler_seed=int(seed), name=name, space=space,
+        network_space=small,
+    )
     """
 )
 

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kallos.cli.common import DbOpt, OutOpt, fail, no_leftovers, parse_set
-from kallos.exceptions import DataValidationError, KallosError, StoreError
+from kallos.exceptions import ConfigError, DataValidationError, KallosError, StoreError
 
 models_app = typer.Typer(no_args_is_help=True, help="The model registry: trained models and their hashes.")
 forecasts_app = typer.Typer(no_args_is_help=True, help="Forecast evaluation reports.")
@@ -49,7 +49,12 @@ def tune(
     trials: Annotated[
         int | None, typer.Option("--trials", min=1, help="Trials to add [forecast.tuning.n_trials].")
     ] = None,
-    cell: Annotated[str, typer.Option(help="Recurrent cell: gru or lstm.")] = "gru",
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model", help="Registered forecaster to tune: gru, lstm, gru_attention, transformer, ..."
+        ),
+    ] = "gru",
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Study TOML file.")] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Dotted config override (repeatable).")
@@ -60,7 +65,7 @@ def tune(
     out: OutOpt = Path("out"),
     database_url: DbOpt = None,
 ) -> None:
-    """Tune a recurrent forecaster for one coin and fold with Optuna; print the Pareto front and the choice.
+    """Tune a neural forecaster for one coin and fold with Optuna; print the Pareto front and the choice.
 
     Trials are stored beside the Kallos database, so the same command on several machines with
     one --database-url fills one study.
@@ -68,11 +73,14 @@ def tune(
     from kallos.config import load_config
     from kallos.data import Store, build_panel, default_database_url
     from kallos.forecast import ExpandingWalkForward
-    from kallos.forecast.tuning import coin_history, optuna_storage
+    from kallos.forecast.tuning import coin_history, optuna_storage, tunable
     from kallos.forecast.tuning import tune as run_tune
+    from kallos.pipeline.validate import validate_study
 
     try:
-        cfg = load_config(config, parse_set(set_ or []))
+        cfg = validate_study(load_config(config, parse_set(set_ or [])))
+        if model not in tunable():
+            raise ConfigError(f"--model {model!r} cannot be tuned; choose from {tunable()}")
         url = database_url or default_database_url(out)
         with no_leftovers(database_url=url):
             store = Store(url, migrate=False)
@@ -96,7 +104,7 @@ def tune(
             the_fold,
             cfg.forecast,
             storage,
-            cell=cell,
+            model=model,
             n_trials=trials,
             seed=cfg.seed,
             sampler_seed=sampler_seed,

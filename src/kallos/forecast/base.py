@@ -1,8 +1,10 @@
 """The forecaster interface shared by the GRU and the baselines.
 
-Forecasters follow the scikit-learn estimator rules: ``__init__`` only stores keyword
-hyper-parameters, ``fit(...) -> self`` sets attributes ending in ``_``, ``predict`` has no
-side effects, and :meth:`BaseForecaster.clone` gives an unfitted copy for the next fold.
+Forecasters are scikit-learn estimators (:class:`sklearn.base.BaseEstimator`, as skfolio's
+are): ``__init__`` only stores keyword hyper-parameters, ``get_params``/``set_params`` come
+from scikit-learn, ``fit(...) -> self`` sets attributes ending in ``_``, ``predict`` has no
+side effects, and :meth:`BaseForecaster.clone` (:func:`sklearn.base.clone`) gives an unfitted
+copy for the next fold.
 
 Look-ahead is impossible by construction: :meth:`BaseForecaster.fit` receives a
 :class:`CoinHistory` and refuses one that holds any row after the fold's cutoff, so a
@@ -12,12 +14,12 @@ forecast for date ``t`` from rows up to ``t`` only (checked by the no-look-ahead
 
 from __future__ import annotations
 
-import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
 import pandas as pd
+from sklearn.base import BaseEstimator, clone
 
 from kallos.exceptions import DataValidationError
 from kallos.features import compute_indicators
@@ -67,7 +69,7 @@ def check_cutoff(history: CoinHistory, fold: Fold) -> None:
     """Refuse training ``history`` that reaches past ``fold.cutoff`` (look-ahead).
 
     Every path that trains a model calls this: :meth:`BaseForecaster.fit`, and
-    :meth:`kallos.forecast.recurrent.RecurrentForecaster.prepare` for stacked training.
+    :meth:`kallos.forecast.neural.NeuralForecaster.prepare` for stacked training.
 
     Raises
     ------
@@ -86,7 +88,7 @@ def daily_log_returns(close: pd.Series) -> pd.Series:
     return trailing_log_return(close, 1)
 
 
-class BaseForecaster(ABC):
+class BaseForecaster(BaseEstimator, ABC):
     """Forecasts the forward log return over ``horizon`` days of one coin.
 
     Subclasses implement :meth:`_fit` and :meth:`_predict`.
@@ -96,14 +98,9 @@ class BaseForecaster(ABC):
     #: Heavy forecasters are trained in worker processes by the walk-forward driver.
     parallel: ClassVar[bool] = False
 
-    def get_params(self) -> dict[str, Any]:
-        """The keyword hyper-parameters given to ``__init__``."""
-        sig = inspect.signature(type(self).__init__)
-        return {p: getattr(self, p) for p in sig.parameters if p != "self"}
-
     def clone(self, **overrides: Any) -> Self:
         """An unfitted copy with the same hyper-parameters (``overrides`` replace some)."""
-        return type(self)(**{**self.get_params(), **overrides})
+        return clone(self).set_params(**overrides) if overrides else clone(self)
 
     def fit(self, history: CoinHistory, fold: Fold) -> Self:
         """Fit on ``history``, which must end at or before ``fold.cutoff``.
@@ -145,5 +142,5 @@ class BaseForecaster(ABC):
     def _predict(self, history: CoinHistory, dates: pd.DatetimeIndex) -> pd.Series: ...
 
     def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params(deep=False).items())
         return f"{type(self).__name__}({params})"

@@ -11,12 +11,21 @@ minimum-variance portfolio.
 from __future__ import annotations
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
 from kallos.features.labels import trailing_log_return
 from kallos.forecast.base import BaseForecaster, CoinHistory, daily_log_returns
+from kallos.forecast.spec import ForecasterSpec
 from kallos.forecast.walk_forward import Fold
 
-__all__ = ["HistoricalMean", "NaivePersistence", "ZeroForecaster"]
+__all__ = [
+    "SPECS",
+    "HistoricalMean",
+    "HistoricalMeanSettings",
+    "NaivePersistence",
+    "NoSettings",
+    "ZeroForecaster",
+]
 
 
 class ZeroForecaster(BaseForecaster):
@@ -79,3 +88,46 @@ class NaivePersistence(BaseForecaster):
 
     def _predict(self, history: CoinHistory, dates: pd.DatetimeIndex) -> pd.Series:
         return trailing_log_return(history.close, self.horizon).reindex(dates)
+
+
+class NoSettings(BaseModel):
+    """A forecaster without settings (``forecast.models.<name>`` must be empty)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HistoricalMeanSettings(NoSettings):
+    """``forecast.models.historical_mean``."""
+
+    window: int = Field(365, ge=2, description="trailing days of daily log returns")
+
+
+SPECS: tuple[ForecasterSpec, ...] = (
+    ForecasterSpec(
+        "zero",
+        NoSettings,
+        lambda s, cfg, seed, device: ZeroForecaster(cfg.horizon),
+        kind="baseline",
+        label="zero (random walk)",
+        colour="#3bb273",
+        description="forecast 0: the random walk, reference of R²_oos",
+    ),
+    ForecasterSpec(
+        "historical_mean",
+        HistoricalMeanSettings,
+        lambda s, cfg, seed, device: HistoricalMean(cfg.horizon, s.window),
+        kind="baseline",
+        label="historical mean",
+        colour="#2e86ab",
+        description="trailing mean daily log return x horizon",
+    ),
+    ForecasterSpec(
+        "naive_persistence",
+        NoSettings,
+        lambda s, cfg, seed, device: NaivePersistence(cfg.horizon),
+        kind="baseline",
+        label="naive persistence",
+        colour="#7e57c2",
+        description="the last horizon's realised log return",
+    ),
+)

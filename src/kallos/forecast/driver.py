@@ -1,9 +1,9 @@
 """Generic walk-forward driver: fit one forecaster per (coin, fold), predict the fold's dates.
 
 Heavy forecasters (``parallel = True``) train in worker processes. Forecasters that can be
-trained together (a ``stack_key`` attribute, e.g. every recurrent job of one fold: all coins)
-are grouped by (``stack_key``, fold) and trained as one batched computation
-(:func:`kallos.forecast.batched.train_stack`); groups hold at most ``MAX_STACK`` models.
+trained together (a ``stack_key`` attribute and a ``fit_stack`` method, e.g. every neural job
+of one fold: all coins) are grouped by (``stack_key``, fold) and trained as one stacked
+computation (:func:`kallos.forecast.training.train_stack`); groups hold at most ``MAX_STACK`` models.
 Grouping depends only on the job list, and each model's random draws only on its own seed,
 so results do not depend on ``n_jobs`` or completion order: two runs are byte-identical.
 """
@@ -22,7 +22,6 @@ import pandas as pd
 
 from kallos.exceptions import InsufficientDataError
 from kallos.forecast.base import BaseForecaster, CoinHistory
-from kallos.forecast.batched import train_stack
 from kallos.forecast.walk_forward import Fold
 
 __all__ = ["MAX_STACK", "ForecastJob", "JobResult", "forecasts_frame", "run_jobs"]
@@ -83,31 +82,21 @@ def run_job(job: ForecastJob) -> JobResult:
 
 
 def run_stack(jobs: Sequence[ForecastJob]) -> list[JobResult]:
-    """Fit the jobs of one (``stack_key``, fold) group as one batched computation, then predict each.
+    """Fit the jobs of one (``stack_key``, fold) group as one stacked computation, then predict each.
 
     Every model equals its lone :func:`run_job` fit up to float32 rounding of the stacked
-    matmuls (see :mod:`kallos.forecast.batched`); a one-job group is exactly :func:`run_job`.
+    matmuls (see :mod:`kallos.forecast.training`); a one-job group is exactly :func:`run_job`.
     """
     if len(jobs) == 1:
         return [run_job(jobs[0])]
-    results: dict[int, JobResult] = {}
-    models, data, where = [], [], []
-    for i, job in enumerate(jobs):
-        model = job.forecaster.clone()
-        try:
-            data.append(model.prepare(job.history.upto(job.fold.cutoff), job.fold))
-        except InsufficientDataError as err:
-            results[i] = _failed(job, model.name, err)
-            continue
-        models.append(model)
-        where.append(i)
-    if models:
-        trained = train_stack(data, models[0])
-        for i, model, d, (state, info) in zip(where, models, data, trained, strict=True):
-            model.install(state, info, d)
-            model.cutoff_ = jobs[i].fold.cutoff
-            results[i] = _finish(jobs[i], model)
-    return [results[i] for i in range(len(jobs))]
+    models = [job.forecaster.clone() for job in jobs]
+    errors = models[0].fit_stack(
+        models, [j.history.upto(j.fold.cutoff) for j in jobs], [j.fold for j in jobs]
+    )
+    return [
+        _failed(job, model.name, err) if err is not None else _finish(job, model)
+        for job, model, err in zip(jobs, models, errors, strict=True)
+    ]
 
 
 def _tasks(jobs: Sequence[ForecastJob], indices: Sequence[int]) -> list[list[int]]:

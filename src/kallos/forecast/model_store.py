@@ -18,7 +18,7 @@ Keys, all sha256 hex digests:
 A job whose (forecaster, coin, config_hash, data_hash) is registered and whose artifact is
 on disk is served by loading the model and predicting (forecasts identical to a fresh fit:
 fits are seeded and deterministic and the state round-trips exactly); every other job trains.
-Only forecasters with ``to_state``/``from_state`` (the recurrent ones) are registered;
+Only forecasters with ``to_state``/``load_state`` (the neural ones) are registered;
 the cheap baselines always run.
 """
 
@@ -69,8 +69,8 @@ def _sha256(*parts: bytes) -> str:
 
 
 def registrable(forecaster: BaseForecaster) -> bool:
-    """True for forecasters whose fitted state can be saved and loaded (``to_state``/``from_state``)."""
-    return hasattr(forecaster, "to_state") and hasattr(type(forecaster), "from_state")
+    """True for forecasters whose fitted state can be saved and loaded (``to_state``/``load_state``)."""
+    return hasattr(forecaster, "to_state") and hasattr(forecaster, "load_state")
 
 
 def _jsonable(value: Any) -> Any:
@@ -81,7 +81,7 @@ def _jsonable(value: Any) -> Any:
 
 def job_config_hash(job: ForecastJob) -> str:
     """sha256 of the model-relevant config of ``job`` (see the module docstring)."""
-    params = {k: _jsonable(v) for k, v in job.forecaster.get_params().items() if k != "device"}
+    params = {k: _jsonable(v) for k, v in job.forecaster.get_params(deep=False).items() if k != "device"}
     f = job.fold
     windows = {
         k: getattr(f, k).date().isoformat()
@@ -174,10 +174,9 @@ class ModelRegistry:
         return None
 
     def load(self, model_id: str, forecaster: BaseForecaster) -> BaseForecaster:
-        """The fitted model ``model_id``, rebuilt as ``type(forecaster)`` on its device."""
+        """The fitted model ``model_id``, loaded into a copy of ``forecaster`` on its device."""
         tensors, meta = load_model_state(self.artifact_dir(model_id) / _ARTIFACT)
-        device = getattr(forecaster, "device", "cpu")
-        return type(forecaster).from_state(tensors, meta, device=device)
+        return forecaster.load_state(tensors, meta)
 
     def serve(self, job: ForecastJob, model_id: str) -> JobResult:
         """Forecasts of ``job`` from the stored model (no training)."""
@@ -215,7 +214,7 @@ class ModelRegistry:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        model = type(job.forecaster).from_state(tensors, meta)
+        model = job.forecaster.load_state(tensors, meta)
         f = job.fold
         row = {
             "model_id": model_id,

@@ -1,4 +1,8 @@
-"""Hyper-parameter search for the recurrent forecasters with Optuna, inside one training window.
+"""Hyper-parameter search for any registered neural forecaster with Optuna, inside one training window.
+
+The space is the trainer's (:class:`TrainingSpace`: λ, batch size, lookback, learning rate,
+weight decay) plus the plug-in's own (its spec's ``search_space``, e.g. the recurrent hidden
+size, layers and dropout, or the Transformer's width, heads and layers).
 
 The search for a fold with cutoff ``T`` sees the coin's history up to the close of ``T`` only
 (checked: a history reaching into the fold's test quarter raises). Each trial fits on the
@@ -31,7 +35,7 @@ Storage and distribution. Studies live in the Kallos database through
 file itself, on PostgreSQL in the schema ``optuna`` of the Kallos database (or
 ``<schema>_optuna`` beside a Kallos test schema). Optuna versions its tables with Alembic's
 default ``alembic_version`` table; Kallos' migrations use ``kallos_alembic_version``, so
-the two never collide. The study name encodes cell, coin, fold and a hash of the forecast
+the two never collide. The study name encodes model, coin, fold and a hash of the forecast
 config, and studies are opened with ``load_if_exists=True``, so ``kallos tune`` started on
 several machines with one database URL fills one study (Optuna's distributed mode). Every
 trial (complete, pruned, failed) stays stored; :func:`count_trials` counts them all for the
@@ -53,16 +57,17 @@ import pandas as pd
 import sqlalchemy as sa
 from optuna.trial import FrozenTrial, TrialState
 
-from kallos.config import ForecastConfig, RecurrentConfig
-from kallos.exceptions import DataValidationError, InsufficientDataError
+from kallos.config import ForecastConfig, TrainingConfig
+from kallos.exceptions import ConfigError, DataValidationError, InsufficientDataError
 from kallos.features.labels import forward_log_return
-from kallos.forecast.base import CoinHistory, coin_history
-from kallos.forecast.recurrent import RecurrentForecaster
+from kallos.forecast.base import BaseForecaster, CoinHistory, coin_history
+from kallos.forecast.registry import FORECASTERS, spec
+from kallos.forecast.spec import SearchSpace
 from kallos.forecast.walk_forward import Fold
 
 __all__ = [
     "MedianRulePruner",
-    "SearchSpace",
+    "TrainingSpace",
     "TuningObjective",
     "TuningResult",
     "choose_trial",
@@ -71,6 +76,7 @@ __all__ = [
     "optuna_storage",
     "study_name",
     "suggest_params",
+    "tunable",
     "tune",
     "validation_scores",
 ]
@@ -80,42 +86,56 @@ _RMSE_AT = "validation_rmse_at_epoch_{}"
 
 
 @dataclass(frozen=True)
-class SearchSpace:
-    """The hyper-parameter space (keys are :class:`RecurrentConfig` fields); bounds inclusive.
+class TrainingSpace:
+    """The trainer's part of the space (keys are :class:`TrainingConfig` fields); bounds inclusive.
 
-    Defaults: direction_weight (λ) U[1, 5]; hidden_size int [32, 256] (log scale);
-    num_layers int [1, 4]; dropout U[0, 0.7]; batch_size in {32, 64, 128}; lookback int
-    [30, 70] days; learning_rate log-U[1e-5, 1e-2]; weight_decay log-U[1e-6, 1e-2].
+    Defaults: direction_weight (λ) U[1, 5]; batch_size in {32, 64, 128}; lookback int [30, 70]
+    days; learning_rate log-U[1e-5, 1e-2]; weight_decay log-U[1e-6, 1e-2]. The network's part
+    comes from the forecaster's spec (``ForecasterSpec.search_space``).
     """
 
     direction_weight: tuple[float, float] = (1.0, 5.0)
-    hidden_size: tuple[int, int] = (32, 256)
-    num_layers: tuple[int, int] = (1, 4)
-    dropout: tuple[float, float] = (0.0, 0.7)
     batch_size: tuple[int, ...] = (32, 64, 128)
     lookback: tuple[int, int] = (30, 70)
     learning_rate: tuple[float, float] = (1e-5, 1e-2)
     weight_decay: tuple[float, float] = (1e-6, 1e-2)
 
 
-def suggest_params(trial: optuna.Trial, space: SearchSpace | None = None) -> dict[str, Any]:
-    """Sample one point of ``space`` (default :class:`SearchSpace`)."""
-    s = space or SearchSpace()
-    return {
+def tunable() -> list[str]:
+    """Registered forecasters with a search space (``kallos tune --model``)."""
+    return sorted(n for n, s in FORECASTERS.items() if s.search_space is not None)
+
+
+def suggest_params(
+    trial: optuna.Trial,
+    model: str = "gru",
+    space: TrainingSpace | None = None,
+    network_space: SearchSpace | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Sample one point: ``(trainer settings, network settings)`` for forecaster ``model``.
+
+    ``network_space`` replaces the spec's own search space (e.g. a smaller one).
+
+    Raises
+    ------
+    ConfigError
+        If ``model`` has no search space and none is given.
+    """
+    s = space or TrainingSpace()
+    network_space = network_space or spec(model).search_space
+    if network_space is None:
+        raise ConfigError(f"forecaster {model!r} has no search space; tunable: {tunable()}")
+    training = {
         "direction_weight": trial.suggest_float("direction_weight", *s.direction_weight),
-        "hidden_size": trial.suggest_int("hidden_size", *s.hidden_size, log=True),
-        "num_layers": trial.suggest_int("num_layers", *s.num_layers),
-        "dropout": trial.suggest_float("dropout", *s.dropout),
         "batch_size": trial.suggest_categorical("batch_size", list(s.batch_size)),
         "lookback": trial.suggest_int("lookback", *s.lookback),
         "learning_rate": trial.suggest_float("learning_rate", *s.learning_rate, log=True),
         "weight_decay": trial.suggest_float("weight_decay", *s.weight_decay, log=True),
     }
+    return training, network_space(trial)
 
 
-def validation_scores(
-    model: RecurrentForecaster, history: CoinHistory, fold: Fold
-) -> tuple[float, float, int]:
+def validation_scores(model: BaseForecaster, history: CoinHistory, fold: Fold) -> tuple[float, float, int]:
     """Validation RMSE, directional accuracy and sample count of a fitted model.
 
     Scores the ``h``-day forward log-return forecasts at the fold's validation dates
@@ -172,12 +192,16 @@ class MedianRulePruner:
 
 
 class TuningObjective:
-    """The Optuna objective for one coin and fold: ``trial -> (validation RMSE, directional accuracy)``.
+    """The Optuna objective for one forecaster, coin and fold.
+
+    ``trial -> (validation RMSE, directional accuracy)``.
 
     Raises
     ------
     DataValidationError
         At construction, if ``history`` reaches past ``fold.cutoff`` (the test quarter).
+    ConfigError
+        At construction, if ``model`` is not registered or has no search space.
     """
 
     def __init__(
@@ -186,11 +210,12 @@ class TuningObjective:
         fold: Fold,
         config: ForecastConfig,
         *,
-        cell: str = "gru",
+        model: str = "gru",
         seed: int = 0,
         device: str = "cpu",
         pruner: MedianRulePruner | None = None,
-        space: SearchSpace | None = None,
+        space: TrainingSpace | None = None,
+        network_space: SearchSpace | None = None,
     ) -> None:
         if history.last_date > fold.cutoff:
             raise DataValidationError(
@@ -199,32 +224,42 @@ class TuningObjective:
             )
         if fold.validation_end >= fold.test_start:
             raise DataValidationError(f"fold {fold.key}: validation block overlaps the test quarter")
+        if network_space is None and model not in tunable():
+            raise ConfigError(f"forecaster {model!r} cannot be tuned; tunable: {tunable()}")
         self.history, self.fold, self.config = history, fold, config
-        self.cell, self.seed, self.device, self.space = cell, seed, device, space or SearchSpace()
+        self.model, self.seed, self.device, self.space = model, seed, device, space or TrainingSpace()
+        self.network_space = network_space
         self.pruner = pruner or MedianRulePruner(
             config.tuning.pruning_startup_trials, config.tuning.pruning_fraction
         )
 
-    def recurrent_config(self, params: dict[str, Any]) -> RecurrentConfig:
-        """The base recurrent config with ``params`` replaced (validated)."""
-        return RecurrentConfig.model_validate({**self.config.recurrent.model_dump(), **params})
+    def training_config(self, params: dict[str, Any]) -> TrainingConfig:
+        """The base trainer settings with ``params`` replaced (validated)."""
+        return TrainingConfig.model_validate({**self.config.training.model_dump(), **params})
 
-    def _score(self, cfg: RecurrentConfig) -> tuple[float, float, int]:
-        model = RecurrentForecaster(
-            cfg, self.cell, self.config.horizon, self.seed, self.device, self.config.min_train_samples
-        )
+    def forecaster(self, training: TrainingConfig, network: dict[str, Any] | None = None) -> BaseForecaster:
+        """The forecaster of one trial: ``training`` and the network settings ``network`` (no refit:
+        the trial is scored on the validation block)."""
+        cfg = self.config.model_copy(update={"training": training, "refit": False})
+        return spec(self.model).make(cfg, self.seed, self.device, overrides=network)
+
+    def _score(
+        self, training: TrainingConfig, network: dict[str, Any] | None = None
+    ) -> tuple[float, float, int]:
+        model = self.forecaster(training, network)
         model.fit(self.history, self.fold)
         assert self.history.last_date <= self.fold.cutoff  # the test quarter is never seen
         return validation_scores(model, self.history, self.fold)
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
-        cfg = self.recurrent_config(suggest_params(trial, self.space))
+        training_params, network = suggest_params(trial, self.model, self.space, self.network_space)
+        cfg = self.training_config(training_params)
         for epoch in self.pruner.checkpoints(cfg.max_epochs):
-            rmse, _, _ = self._score(cfg.model_copy(update={"max_epochs": epoch}))
+            rmse, _, _ = self._score(cfg.model_copy(update={"max_epochs": epoch}), network)
             self.pruner.record(trial, epoch, rmse)
             if self.pruner.should_prune(trial.study, epoch, rmse):
                 raise optuna.TrialPruned(f"validation RMSE {rmse:.5f} at epoch {epoch} above the median")
-        rmse, da, n = self._score(cfg)
+        rmse, da, n = self._score(cfg, network)
         trial.set_user_attr("n_validation", n)
         if not math.isfinite(rmse):
             raise InsufficientDataError(
@@ -298,10 +333,10 @@ def optuna_storage(database_url: str, schema_name: str | None = None) -> optuna.
         engine.dispose()
 
 
-def study_name(coin_id: str, fold: Fold, config: ForecastConfig, cell: str = "gru") -> str:
-    """``tune-<cell>-<coin>-<fold cutoff>-<12-hex hash of the forecast config>``."""
+def study_name(coin_id: str, fold: Fold, config: ForecastConfig, model: str = "gru") -> str:
+    """``tune-<model>-<coin>-<fold cutoff>-<12-hex hash of the forecast config>``."""
     blob = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return f"tune-{cell}-{coin_id}-{fold.key}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+    return f"tune-{model}-{coin_id}-{fold.key}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 
 def _optuna_tables_exist(database_url: str, schema_name: str | None) -> bool:
@@ -363,13 +398,14 @@ def tune(
     config: ForecastConfig,
     storage: optuna.storages.BaseStorage | str,
     *,
-    cell: str = "gru",
+    model: str = "gru",
     n_trials: int | None = None,
     seed: int = 0,
     sampler_seed: int | None = None,
     device: str = "cpu",
     name: str | None = None,
-    space: SearchSpace | None = None,
+    space: TrainingSpace | None = None,
+    network_space: SearchSpace | None = None,
 ) -> TuningResult:
     """Run ``n_trials`` more trials (default ``config.tuning.n_trials``) of the coin/fold study.
 
@@ -380,7 +416,9 @@ def tune(
     seed : seed of every model fit (so trials differ only by their parameters).
     sampler_seed : seed of the TPE sampler; workers sharing a study should use different ones.
     name : study name (default :func:`study_name`).
-    space : the search space (default :class:`SearchSpace`, the documented study space).
+    model : registered forecaster to tune (one with a search space, see :func:`tunable`).
+    space : the trainer's part of the space (default :class:`TrainingSpace`).
+    network_space : the network's part (default: the forecaster spec's ``search_space``).
 
     Raises
     ------
@@ -389,8 +427,10 @@ def tune(
     InsufficientDataError
         If no trial of the study completed.
     """
-    objective = TuningObjective(history, fold, config, cell=cell, seed=seed, device=device, space=space)
-    name = name or study_name(history.coin_id, fold, config, cell)
+    objective = TuningObjective(
+        history, fold, config, model=model, seed=seed, device=device, space=space, network_space=network_space
+    )
+    name = name or study_name(history.coin_id, fold, config, model)
     study = optuna.create_study(
         study_name=name,
         storage=storage,
