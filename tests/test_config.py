@@ -7,6 +7,8 @@ from pydantic import ValidationError
 
 from kallos.config import StudyConfig, apply_overrides, load_config
 from kallos.exceptions import ConfigError
+from kallos.forecast import make_forecaster
+from kallos.pipeline.validate import validate_study
 
 
 def test_defaults_are_the_documented_study():
@@ -21,13 +23,10 @@ def test_defaults_are_the_documented_study():
         c.backtest.cost_bps == 10 and c.forecast.horizon == 7 and str(c.forecast.train_start) == "2018-06-01"
     )
     assert c.portfolio.objectives == ("max_sharpe", "max_quadratic_utility")
-    r = c.forecast.recurrent
-    assert (r.num_layers, r.hidden_size, r.lookback, r.direction_weight) == (
-        2,
-        128,
-        30,
-        2.0,
-    ) and r.dropout > 0
+    t = c.forecast.training
+    assert (t.lookback, t.direction_weight, c.forecast.refit, c.forecast.models) == (30, 2.0, False, {})
+    gru = make_forecaster("gru", c.forecast).network  # network defaults live in the plug-in's settings
+    assert (gru.num_layers, gru.hidden_size, gru.cell) == (2, 128, "gru") and gru.dropout > 0
     assert c.implied_min_names == 3 >= c.portfolio.min_names
 
 
@@ -45,15 +44,20 @@ def test_unknown_key_names_file_and_dotted_key(tmp_path):
         ({"portfolio.max_weight": 0.15}, "max_weight=0.15 x universe.top_n=5 < 1"),
         ({"portfolio.min_names": 6}, "min_names=6 > universe.top_n=5"),
         ({"portfolio.objectives": ["max_sharp"]}, "unknown \\['max_sharp'\\]"),
-        ({"forecast.forecasters": ["transformer"]}, "forecast.forecasters: unknown"),
+        ({"forecast.forecasters": ["tranformer"]}, "forecast.forecasters: unknown"),
+        ({"forecast.models.gru.hidden_sise": 8}, "forecast.models.gru.hidden_sise: unknown key"),
+        ({"forecast.models.transformer.n_heads": 3}, "forecast.models.transformer"),
+        ({"forecast.models.ensemble.members": ["gru", "zero"]}, "forecast.models.ensemble.members: 'zero'"),
         ({"backtest.end": "2021-01-01"}, "must be after backtest.start"),
+        ({"trading.strategy": "gru/maximise"}, "trading.strategy='gru/maximise'"),
+        ({"trading.max_findings": {"gaps": 1}}, "trading.max_findings: unknown rule"),
         ({"backtest.rebalance": "daily"}, "backtest.rebalance"),
         ({"backtest.cost_bps": -1}, "backtest.cost_bps"),
     ],
 )
 def test_invalid_values_are_rejected_with_the_key(overrides, message):
     with pytest.raises(ConfigError, match=message):
-        load_config(None, overrides)
+        validate_study(load_config(None, overrides))
 
 
 def test_bad_toml_and_missing_file(tmp_path):
@@ -94,10 +98,14 @@ def test_override_below_a_value_is_not_a_table_even_when_unset():
     """Issue 10.12: ``--set backtest.cost_bps.x=1`` said "should be a valid number"."""
     with pytest.raises(ConfigError, match=r"backtest\.cost_bps is a value, not a table"):
         load_config(None, {"backtest.cost_bps.x": 1})
-    with pytest.raises(ConfigError, match=r"forecast\.recurrent\.hidden_size is a value, not a table"):
-        load_config(None, {"forecast.recurrent.hidden_size.y": 1})
+    with pytest.raises(ConfigError, match=r"forecast\.training\.lookback is a value, not a table"):
+        load_config(None, {"forecast.training.lookback.y": 1})
     # Sections still take sub-keys, and unknown ones are reported as unknown keys.
-    assert load_config(None, {"forecast.recurrent.hidden_size": 16}).forecast.recurrent.hidden_size == 16
+    assert load_config(None, {"forecast.training.lookback": 16}).forecast.training.lookback == 16
+    # forecast.models is a table of tables: a plug-in's settings are set the same way.
+    c = load_config(None, {"forecast.models.gru.hidden_size": 16, "forecast.models.gru.num_layers": 1})
+    assert c.forecast.models == {"gru": {"hidden_size": 16, "num_layers": 1}}
+    assert make_forecaster("gru", c.forecast).network.hidden_size == 16
     with pytest.raises(ConfigError, match=r"backtest\.costs: unknown key"):
         load_config(None, {"backtest.costs.x": 1})
 
@@ -123,8 +131,6 @@ def test_trading_section_is_validated_and_left_out_of_the_study_hash(tmp_path):
     assert c.config_hash() == load_config(None).config_hash()
     assert c.config_hash() != load_config(None, {"backtest.rebalance_day": "SAT"}).config_hash()
     for overrides, message in (
-        ({"trading.strategy": "gru/maximise"}, "trading.strategy='gru/maximise'"),
-        ({"trading.max_findings": {"gaps": 1}}, "trading.max_findings: unknown rule"),
         ({"trading.execute_time": "00:10"}, "must be later than trading.cycle_time=00:30"),
         ({"trading.cycle_time": "25:00"}, "trading.cycle_time"),
         ({"trading.account": "my account"}, "trading.account"),

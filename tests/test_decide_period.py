@@ -17,7 +17,7 @@ from kallos.exceptions import ConfigError, DataValidationError
 from kallos.forecast.model_store import ModelRegistry
 from kallos.pipeline.study import decide, decide_period
 
-TINY_GRU = {"hidden_size": 8, "num_layers": 1, "lookback": 10, "max_epochs": 2}
+TINY_GRU = {"hidden_size": 8, "num_layers": 1}
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,8 @@ def config():
             "backtest.start": "2023-03-20",  # mid-quarter: the first fold serves dates before it
             "backtest.end": "2023-04-24",
             "forecast.forecasters": ["gru", "historical_mean"],
-            "forecast.recurrent": TINY_GRU,
+            "forecast.training": {"lookback": 10, "max_epochs": 2},
+            "forecast.models": {"gru": TINY_GRU},
             "portfolio.turnover_limit": 0.6,
         },
     )

@@ -24,8 +24,8 @@ import pytest
 import kallos.pipeline.study as study
 from kallos.config import load_config
 from kallos.data import build_panel, capped_weights
-from kallos.forecast import RecurrentForecaster
-from kallos.forecast.registry import FORECASTERS
+from kallos.forecast import ForecasterSpec, NeuralForecaster, register, unregister
+from kallos.forecast.models.recurrent import RecurrentSettings
 from kallos.portfolio import RebalanceContext, Strategy, cov_matrix, to_annual_expected_returns
 from kallos.types import OptimizationResult
 
@@ -43,17 +43,13 @@ class RecordingStrategy(Strategy):
         return OptimizationResult(pd.Series(1.0 / len(ctx.universe), index=ctx.universe), "ew", "ew")
 
 
-class RecordingRecurrent(RecurrentForecaster):
+class RecordingRecurrent(NeuralForecaster):
     """A tiny GRU that records what each stacked training problem was built from."""
 
     prepared: ClassVar[list[dict]] = []
 
-    @property
-    def name(self) -> str:  # type: ignore[override]
-        return "recording_gru"
-
-    def prepare(self, history, fold):
-        data = super().prepare(history, fold)
+    def prepare(self, history, fold, refit=False):
+        data = super().prepare(history, fold, refit)
         horizon = pd.Timedelta(days=self.horizon)
         sample_dates = data.train_dates.union(data.validation_dates)
         type(self).prepared.append(
@@ -74,14 +70,14 @@ def wiring(real_market):
     market = market[~gone]
     RecordingStrategy.contexts.clear()
     RecordingRecurrent.prepared.clear()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(
-            FORECASTERS,
-            "recording_gru",
-            lambda cfg, seed, device: RecordingRecurrent(
-                cfg.recurrent, "gru", cfg.horizon, seed, device, cfg.min_train_samples
-            ),
+
+    def build(settings, cfg, seed, device):
+        return RecordingRecurrent(
+            "recording_gru", settings, cfg.training, cfg.horizon, seed, device, cfg.min_train_samples
         )
+
+    register(ForecasterSpec("recording_gru", RecurrentSettings, build))
+    with pytest.MonkeyPatch.context() as mp:
         original = study.build_strategies
         mp.setattr(study, "build_strategies", lambda config: [*original(config), RecordingStrategy()])
         config = load_config(
@@ -92,12 +88,16 @@ def wiring(real_market):
                 "backtest.start": "2023-03-01",
                 "backtest.end": "2023-05-31",
                 "forecast.forecasters": ["recording_gru", "historical_mean"],
-                "forecast.recurrent": {"hidden_size": 4, "num_layers": 1, "lookback": 5, "max_epochs": 1},
+                "forecast.training": {"lookback": 5, "max_epochs": 1},
+                "forecast.models.recording_gru": {"hidden_size": 4, "num_layers": 1},
                 "portfolio.objectives": ["max_sharpe"],
             },
         )
         panel = build_panel(market, coins, config.quality)
-        decided = study.decide(panel, config)
+        try:
+            decided = study.decide(panel, config)
+        finally:
+            unregister("recording_gru")
     return panel, config, decided, list(RecordingStrategy.contexts), list(RecordingRecurrent.prepared)
 
 

@@ -35,7 +35,8 @@ def config():
             "universe.top_n": 4,
             "backtest.start": "2023-01-01",
             "backtest.end": "2023-06-30",
-            "forecast.recurrent": {"hidden_size": 8, "num_layers": 1, "lookback": 10, "max_epochs": 2},
+            "forecast.training": {"lookback": 10, "max_epochs": 2},
+            "forecast.models": {n: {"hidden_size": 8, "num_layers": 1} for n in ("gru", "lstm")},
         },
     )
 

@@ -26,7 +26,7 @@ import json
 import math
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -40,9 +40,9 @@ __all__ = [
     "ForecastConfig",
     "PortfolioConfig",
     "QualityConfig",
-    "RecurrentConfig",
     "StudyConfig",
     "TradingConfig",
+    "TrainingConfig",
     "TuningConfig",
     "UniverseConfig",
     "apply_overrides",
@@ -123,17 +123,11 @@ class UniverseConfig(_Strict):
     )
 
 
-class RecurrentConfig(_Strict):
-    """Hyper-parameters of the recurrent forecasters (one model family: ``cell`` × ``attention``).
+class TrainingConfig(_Strict):
+    """Settings of the model-agnostic trainer (:mod:`kallos.forecast.training`), shared by every
+    neural forecaster. A network's own sizes live in ``forecast.models.<name>`` (validated by the
+    forecaster's registered spec, see :mod:`kallos.forecast.registry`)."""
 
-    The registry names ``gru``, ``lstm`` and ``gru_attention`` override ``cell``/``attention``.
-    """
-
-    cell: Literal["gru", "lstm"] = Field("gru", description="recurrent cell")
-    attention: bool = Field(False, description="attention pooling over time steps instead of the last step")
-    hidden_size: int = Field(128, ge=1)
-    num_layers: int = Field(2, ge=1, le=8)
-    dropout: float = Field(0.2, ge=0, lt=1)
     lookback: int = Field(30, ge=2, description="days of features per input sequence")
     direction_weight: float = Field(
         2.0, ge=1, description="lambda: squared-error weight when the predicted sign is wrong"
@@ -164,10 +158,26 @@ class ForecastConfig(_Strict):
     train_start: dt.date = dt.date(2018, 6, 1)
     validation_days: int = Field(91, ge=7, description="last 13 weeks of each training window")
     min_train_samples: int = Field(60, ge=10)
-    historical_mean_window: int = Field(365, ge=2)
-    forecasters: tuple[str, ...] = ("gru", "lstm", "zero", "historical_mean", "naive_persistence")
-    recurrent: RecurrentConfig = RecurrentConfig()
+    forecasters: tuple[str, ...] = Field(
+        ("gru", "lstm", "zero", "historical_mean", "naive_persistence"),
+        description="registered forecaster names (kallos.forecast.registry.FORECASTERS), in report order",
+    )
+    models: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="per-forecaster settings, e.g. models.gru.hidden_size = 64; each table is validated "
+        "by that forecaster's spec (kallos.pipeline.validate.validate_study)",
+    )
+    training: TrainingConfig = TrainingConfig()
+    refit: bool = Field(
+        False,
+        description="after early stopping picks the epoch count on the validation block, retrain on the "
+        "whole window up to the cutoff (labels still purged) for that many epochs",
+    )
     tuning: TuningConfig = TuningConfig()
+
+    def settings_for(self, name: str) -> dict[str, Any]:
+        """The raw ``models.<name>`` table (empty when not given)."""
+        return dict(self.models.get(name, {}))
 
 
 class PortfolioConfig(_Strict):
@@ -393,15 +403,6 @@ class StudyConfig(_Strict):
 
     @model_validator(mode="after")
     def _feasible(self) -> StudyConfig:
-        from kallos.forecast.registry import FORECASTERS
-        from kallos.portfolio.optimizer import OBJECTIVES
-
-        unknown = [o for o in self.portfolio.objectives if o not in OBJECTIVES]
-        if unknown:
-            raise ValueError(f"portfolio.objectives: unknown {unknown}; choose from {sorted(OBJECTIVES)}")
-        unknown = [f for f in self.forecast.forecasters if f not in FORECASTERS]
-        if unknown:
-            raise ValueError(f"forecast.forecasters: unknown {unknown}; choose from {sorted(FORECASTERS)}")
         p, u = self.portfolio, self.universe
         if p.max_weight * u.top_n < 1 - 1e-12:
             raise ValueError(
@@ -417,19 +418,6 @@ class StudyConfig(_Strict):
             raise ValueError(f"universe.benchmark_max_weight={u.benchmark_max_weight} x top_n={u.top_n} < 1")
         if self.forecast.train_start >= self.backtest.start:
             raise ValueError("forecast.train_start must precede backtest.start")
-        name, _, objective = self.trading.strategy.partition("/")
-        if self.trading.strategy not in ("market_cap", "equal_weight") and (
-            name not in FORECASTERS or objective not in OBJECTIVES
-        ):
-            raise ValueError(
-                f"trading.strategy={self.trading.strategy!r}: expected <forecaster>/<objective> "
-                f"(forecasters {sorted(FORECASTERS)}, objectives {sorted(OBJECTIVES)}), "
-                "market_cap or equal_weight"
-            )
-        from kallos.data.check import CHECKS
-
-        if unknown := [r for r in self.trading.max_findings if r not in CHECKS]:
-            raise ValueError(f"trading.max_findings: unknown rule(s) {unknown}; choose from {list(CHECKS)}")
         return self
 
     @property
@@ -532,7 +520,8 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
             field = model.model_fields.get(part) if model is not None else None
             section = field.annotation if field is not None else None
             is_section = isinstance(section, type) and issubclass(section, BaseModel)
-            if field is not None and not is_section:
+            is_table = is_section or get_origin(section) is dict  # e.g. forecast.models.<name>
+            if field is not None and not is_table:
                 raise ConfigError(
                     f"override {dotted!r}: {'.'.join(parts[: i + 1])} is a value, not a table; "
                     f"set it directly (--set {'.'.join(parts[: i + 1])}=...)"

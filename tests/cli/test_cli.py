@@ -29,11 +29,12 @@ forecasters = ["gru", "historical_mean", "naive_persistence"]
 [backtest]
 start = 2023-01-01
 end = 2023-06-30
-[forecast.recurrent]
-hidden_size = 8
-num_layers = 1
+[forecast.training]
 lookback = 10
 max_epochs = 2
+[forecast.models.gru]
+hidden_size = 8
+num_layers = 1
 [evaluation.calibration]
 size_reps = 10
 power_reps = 10

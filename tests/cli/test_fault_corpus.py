@@ -690,7 +690,11 @@ config_case(
     "backtest.end .* must be after",
 )
 config_case("config_unknown_objective", '[portfolio]\nobjectives = ["max_sharp"]\n', "max_sharp")
-config_case("config_unknown_forecaster", '[forecast]\nforecasters = ["transformer"]\n', "transformer")
+config_case(
+    "config_unknown_forecaster",
+    '[forecast]\nforecasters = ["tft"]\n',
+    r"forecast\.forecasters: unknown \[.tft.\]; choose from",
+)
 
 
 @case("config_cross_field_without_root_prefix", backends=("none",))

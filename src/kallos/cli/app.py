@@ -25,6 +25,7 @@ from kallos.config import load_config
 from kallos.data import Store, default_database_url
 from kallos.exceptions import KallosError
 from kallos.pipeline import execute_study
+from kallos.pipeline.validate import validate_study
 
 app = typer.Typer(
     add_completion=False,
@@ -93,7 +94,7 @@ def run(
     set_: Annotated[
         list[str] | None,
         typer.Option(
-            "--set", help="Any config key, dotted: --set forecast.recurrent.hidden_size=64 (repeatable)."
+            "--set", help="Any config key, dotted: --set forecast.models.gru.hidden_size=64 (repeatable)."
         ),
     ] = None,
     export: Annotated[
@@ -119,7 +120,7 @@ def run(
         "portfolio.objectives": objective or None,
         "forecast.horizon": horizon,
         "portfolio.covariance": covariance,
-        "forecast.recurrent.max_epochs": max_epochs,
+        "forecast.training.max_epochs": max_epochs,
         "seed": seed,
         "device": device,
         "n_jobs": n_jobs,
@@ -127,7 +128,7 @@ def run(
     overrides.update({k: v for k, v in flags.items() if v is not None})
     try:
         overrides.update(parse_set(set_ or []))
-        cfg = load_config(config, overrides)
+        cfg = validate_study(load_config(config, overrides))
         url = database_url or default_database_url(out)
         with no_leftovers((out,), database_url=url):  # a failed run leaves no new file or table
             store = Store(url, migrate=False)

@@ -43,7 +43,7 @@ def parse_set(values: list[str]) -> dict[str, Any]:
     for item in values:
         if "=" not in item:
             raise KallosError(
-                f"--set {item!r}: expected KEY=VALUE, e.g. --set forecast.recurrent.hidden_size=64"
+                f"--set {item!r}: expected KEY=VALUE, e.g. --set forecast.models.gru.hidden_size=64"
             )
         key, raw = item.split("=", 1)
         try:

@@ -22,6 +22,7 @@ from kallos.cli.progress import RichProgress
 from kallos.config import StudyConfig, load_config
 from kallos.data import Store, default_database_url, ingest_data_dir, resolve_data_dir
 from kallos.exceptions import KallosError
+from kallos.pipeline.validate import validate_study
 
 trade_app = typer.Typer(
     help="Trade the study's strategy: one cycle for the current period (paper by default).",
@@ -60,7 +61,7 @@ def _config(
     overrides = parse_set(set_ or []) | extra
     if account:
         overrides["trading.account"] = account
-    return load_config(config, overrides)
+    return validate_study(load_config(config, overrides))
 
 
 def _store(out: Path, database_url: str | None, data_dir: Path | None = None) -> Store:

@@ -45,11 +45,14 @@ from kallos.forecast import (
     coin_history,
     forecasts_frame,
     is_baseline,
+    job_names,
     make_forecaster,
     stable_seed,
+    with_ensembles,
 )
 from kallos.forecast.model_store import ModelRegistry, RegistryStats, run_jobs_with_registry
 from kallos.pipeline.progress import NullProgress, Progress
+from kallos.pipeline.validate import validate_study
 from kallos.portfolio import (
     BENCHMARKS,
     OBJECTIVES,
@@ -228,7 +231,7 @@ def primary_family(config: StudyConfig) -> PrimaryFamily:
     """The study's primary family, from the configuration alone (declared before any data is read).
 
     Learned forecasters (every registered one that is not a baseline) against the baselines
-    (:data:`kallos.forecast.BASELINES`) and the market-cap benchmark, per objective.
+    (:func:`kallos.forecast.baselines`) and the market-cap benchmark, per objective.
     """
     variants = {s.key: (s.name, s.objective) for s in build_strategies(config)}
     names = config.forecast.forecasters
@@ -263,8 +266,11 @@ def _forecast_jobs(
     """One job per (forecaster, fold, coin): forecasts every day the coin is investable.
 
     ``forecasters`` (default ``config.forecast.forecasters``) restricts the jobs to some names.
+    An ensemble is no job of its own: its members' jobs are added (once), and
+    :func:`_forecast` combines their forecasts.
     """
     names = config.forecast.forecasters if forecasters is None else forecasters
+    names = job_names(names, config.forecast)
     jobs = []
     for fold in folds:
         days = pd.date_range(max(fold.test_start, first_decision), fold.test_end, freq="D")
@@ -401,9 +407,17 @@ def _splitter(config: StudyConfig) -> ExpandingWalkForward:
 
 
 def _forecast(
-    jobs: list[ForecastJob], config: StudyConfig, registry: ModelRegistry | None, progress: Progress
+    jobs: list[ForecastJob],
+    config: StudyConfig,
+    registry: ModelRegistry | None,
+    progress: Progress,
+    names: tuple[str, ...] | None = None,
 ) -> tuple[list[JobResult], RegistryStats, pd.DataFrame]:
-    """Run (or serve from the registry) the walk-forward jobs; results, registry counts, forecasts."""
+    """Run (or serve from the registry) the walk-forward jobs; results, registry counts, forecasts.
+
+    The forecasts frame holds ``names`` (default ``config.forecast.forecasters``), ensembles
+    combined from their members' forecasts; members not in ``names`` are left out.
+    """
     with progress.stage("Training forecasters (walk-forward)", total=len(jobs)) as bar:
         results, reuse = run_jobs_with_registry(
             jobs,
@@ -414,7 +428,12 @@ def _forecast(
     if registry is not None:
         with progress.stage(f"Model registry: {reuse.message()}", total=None):
             pass
-    return results, reuse, forecasts_frame(results, config.forecast.horizon)
+    frame = forecasts_frame(results, config.forecast.horizon)
+    return (
+        results,
+        reuse,
+        with_ensembles(frame, config.forecast.forecasters if names is None else names, config.forecast),
+    )
 
 
 def _check_reaches(panel: MarketPanel, through: pd.Timestamp) -> None:
@@ -449,6 +468,7 @@ def decide(
         If the panel ends before ``through``.
     """
     progress = progress or NullProgress()
+    validate_study(config)
     bt = config.backtest
     start, end = pd.Timestamp(bt.start), pd.Timestamp(bt.end)
     last_day = end - pd.Timedelta(days=1)
@@ -567,6 +587,7 @@ def decide_period(
         If ``key`` names no strategy.
     """
     progress = progress or NullProgress()
+    validate_study(config)
     date, first = pd.Timestamp(date), pd.Timestamp(first_decision)
     day = pd.Timedelta(days=1)
     _check_reaches(panel, date)
@@ -587,7 +608,7 @@ def decide_period(
         members = {c for d in pd.date_range(first_day, date) for c in _investable(panel, universe, d)}
         histories = _histories(panel, sorted(members), date, progress)
         jobs = _forecast_jobs(config, panel, [fold], histories, universe, first, names)
-    _, reuse, forecasts = _forecast(jobs, config, registry, progress)
+    _, reuse, forecasts = _forecast(jobs, config, registry, progress, names)
     (ctx,) = _contexts(panel, config, universe, forecasts, pd.DatetimeIndex([date]), recon)
     limited = config.portfolio.turnover_limit is not None
     held = {key: current_weights} if limited and current_weights is not None else None
@@ -647,6 +668,7 @@ def run_study(
         If the panel does not cover the test period plus the history it needs.
     """
     progress = progress or NullProgress()
+    validate_study(config)
     family = primary_family(config)
     with progress.stage(
         f"Primary family declared: {len(family.comparisons)} comparisons "

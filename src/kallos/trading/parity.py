@@ -29,6 +29,7 @@ from kallos.data.panel import MarketPanel
 from kallos.forecast.model_store import ModelRegistry
 from kallos.pipeline.progress import NullProgress, Progress
 from kallos.pipeline.study import decide
+from kallos.pipeline.validate import validate_study
 from kallos.trading.calendar import account_periods
 from kallos.trading.cycle import reference_price_frame
 from kallos.trading.errors import TradingError
@@ -98,7 +99,9 @@ def shadow_config(account: Account, last: pd.Timestamp) -> StudyConfig:
     overrides["forecast.forecasters"] = [name] if objective else []
     if objective:
         overrides["portfolio.objectives"] = [objective]
-    return build_config(apply_overrides(account.config, overrides), f"account {account.account_id!r}")
+    return validate_study(
+        build_config(apply_overrides(account.config, overrides), f"account {account.account_id!r}")
+    )
 
 
 def compute_parity(
