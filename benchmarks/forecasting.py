@@ -38,13 +38,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from kallos.forecast.batched import train_stack
+from kallos.forecast.recurrent import TrainingData
 
 from kallos.config import RecurrentConfig, StudyConfig
 from kallos.data import Store, build_panel, ingest_data_dir
 from kallos.features import compute_indicators
 from kallos.forecast import CoinHistory, ExpandingWalkForward, RecurrentForecaster
-from kallos.forecast.batched import train_stack
-from kallos.forecast.recurrent import TrainingData
 
 
 def _darts():

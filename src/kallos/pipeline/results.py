@@ -11,6 +11,7 @@ import pandas as pd
 
 from kallos.data.quality import describe
 from kallos.data.universe import universe_summary
+from kallos.forecast.registry import describe as describe_forecasters
 from kallos.pipeline.study import StudyResult
 from kallos.report import ReportFrames
 
@@ -116,6 +117,7 @@ def build_results(result: StudyResult, run: dict[str, Any], coverage: pd.DataFra
         },
         "forecasts": {
             "horizon": cfg.forecast.horizon,
+            "forecasters": describe_forecasters(cfg.forecast.forecasters),
             "period": {"start": fc["as_of"].min(), "end": fc["as_of"].max()} if len(fc) else {},
             "baseline": result.forecast_evaluation.baseline if result.forecast_evaluation else "zero",
             "by_coin_quarter": _records(result.forecast_accuracy),

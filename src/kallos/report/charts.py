@@ -13,6 +13,8 @@ Colours
 -------
 Each strategy (and forecaster) keeps one colour in every figure, so ``gru`` is always the same
 vermilion whether it appears in the cumulative-return, drawdown, accuracy or residual chart.
+Forecasters' colours and display order come from their registered specs
+(:data:`kallos.forecast.registry.FORECASTERS`), so a plug-in needs no edit here.
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from kallos.evaluation import cumulative_returns, drawdown
+from kallos.forecast.registry import FORECASTERS
 
 __all__ = [
+    "BENCHMARK_COLOURS",
     "BENCHMARK_STRATEGIES",
-    "FORECAST_STRATEGIES",
-    "STRATEGY_COLOURS",
     "cumulative_returns_figure",
     "directional_accuracy_figure",
     "drawdown_figure",
@@ -50,30 +52,11 @@ __all__ = [
     "weights_figure",
 ]
 
-FORECAST_STRATEGIES: tuple[str, ...] = (
-    "gru",
-    "lstm",
-    "gru_attention",
-    "zero",
-    "historical_mean",
-    "naive_persistence",
-)
-"""Forecast-driven strategies in display order; unknown strategies follow alphabetically."""
-
 BENCHMARK_STRATEGIES: tuple[str, ...] = ("market_cap", "equal_weight")
-"""Objective-independent benchmarks in display order."""
+"""Objective-independent benchmarks in display order, after every forecaster."""
 
-STRATEGY_COLOURS: Mapping[str, str] = {
-    "gru": "#e4572e",
-    "lstm": "#f29e4c",
-    "gru_attention": "#c33c54",
-    "zero": "#3bb273",
-    "historical_mean": "#2e86ab",
-    "naive_persistence": "#7e57c2",
-    "market_cap": "#2b2d42",
-    "equal_weight": "#8d99ae",
-}
-"""Fixed colour per strategy / forecaster name."""
+BENCHMARK_COLOURS: Mapping[str, str] = {"market_cap": "#2b2d42", "equal_weight": "#8d99ae"}
+"""Fixed colour per benchmark; forecasters take theirs from their registered spec."""
 
 _FALLBACK_COLOURS: tuple[str, ...] = ("#3bb273", "#e1bc29", "#c33c54", "#4d9de0", "#7768ae", "#a0522d")
 _COIN_PALETTE: tuple[str, ...] = (
@@ -101,12 +84,16 @@ def strategy_colour(name: str) -> str:
     Returns
     -------
     str
-        A hex colour. Unknown names get a colour from a fallback palette chosen by a stable hash
+        A hex colour: a benchmark's fixed one, a registered forecaster's spec colour
+        (:attr:`kallos.forecast.spec.ForecasterSpec.colour`). Unknown names get a colour from a
+        fallback palette chosen by a stable hash
         of the name, so the same name is always drawn in the same colour.
     """
     strategy = name.split("/", 1)[0]
-    if strategy in STRATEGY_COLOURS:
-        return STRATEGY_COLOURS[strategy]
+    if strategy in BENCHMARK_COLOURS:
+        return BENCHMARK_COLOURS[strategy]
+    if strategy in FORECASTERS:
+        return FORECASTERS[strategy].colour
     return _FALLBACK_COLOURS[sum(map(ord, strategy)) % len(_FALLBACK_COLOURS)]
 
 
@@ -126,9 +113,10 @@ def strategy_rank(strategy: str) -> tuple[int, str]:
     Returns
     -------
     tuple of (int, str)
-        Position in :data:`FORECAST_STRATEGIES` + :data:`BENCHMARK_STRATEGIES`, then the name.
+        Position among the registered forecasters (registration order: learned models, the
+        ensemble, then the baselines) followed by :data:`BENCHMARK_STRATEGIES`, then the name.
     """
-    order = FORECAST_STRATEGIES + BENCHMARK_STRATEGIES
+    order = (*FORECASTERS, *BENCHMARK_STRATEGIES)
     return (order.index(strategy), "") if strategy in order else (len(order), strategy)
 
 
@@ -255,7 +243,7 @@ def cumulative_returns_figure(
     -------
     go.Figure
         ``len(objectives)`` panels sharing the y axis. Panel *k* holds the forecast-driven
-        variants of objective *k* (in the order gru, historical_mean, naive_persistence) and then
+        variants of objective *k* (in registration order) and then
         the benchmarks; trace ``y`` is ``(1 + r).cumprod()`` and ``meta`` the variant key.
 
     Notes

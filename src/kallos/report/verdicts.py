@@ -46,7 +46,15 @@ from kallos.report.tables import (
     txt,
 )
 
-__all__ = ["VERDICT_CLASS", "answer", "calibration_section", "level_text", "primary_section", "variant_label"]
+__all__ = [
+    "VERDICT_CLASS",
+    "answer",
+    "calibration_section",
+    "forecaster_labels",
+    "level_text",
+    "primary_section",
+    "variant_label",
+]
 
 VERDICT_CLASS = {
     "a better": "v-a",
@@ -89,10 +97,30 @@ def _code(key: Any) -> Markup:
     return Markup("<code>{}</code>").format(key)
 
 
+def forecaster_labels(results: Mapping[str, Any]) -> dict[str, str]:
+    """Display label of each forecaster named in ``results["forecasts"]["forecasters"]``.
+
+    The list is written from the registered specs (:meth:`kallos.forecast.spec.ForecasterSpec.display`),
+    so a plug-in's label reaches the headline without any edit here; a name missing from it is
+    shown as itself.
+    """
+    return {
+        str(r["name"]): str(r.get("label") or r["name"])
+        for r in records(get(results, "forecasts", "forecasters"))
+        if r.get("name")
+    }
+
+
+def _named(name: str, labels: Mapping[str, str]) -> Markup:
+    """``GRU (<code>gru</code>)``, or just the code where the label is the name itself."""
+    label = labels.get(name, name)
+    return _code(name) if label == name else Markup("{} ({})").format(label, _code(name))
+
+
 # ----------------------------------------------------------------------------- the answer
 
 
-def _verdict_sentence(primary: Mapping[str, Any]) -> Markup:
+def _verdict_sentence(primary: Mapping[str, Any], labels: Mapping[str, str]) -> Markup:
     verdicts = records(primary.get("verdicts"))
     declared = get(primary, "declared", default={}) or {}
     learned = [str(x) for x in declared.get("learned") or []]
@@ -101,7 +129,7 @@ def _verdict_sentence(primary: Mapping[str, Any]) -> Markup:
         "<strong>Do learned forecasts build better portfolios?</strong> The primary family, declared "
         "before any test ran, compares {} with {} under each objective ({} comparisons, net daily returns"
     ).format(
-        _join([_code(n) for n in learned]) or DASH,
+        _join([_named(n, labels) for n in learned]) or DASH,
         _join(
             [
                 _code(n) if n != "zero" else Markup("<code>zero</code> (minimum variance)")
@@ -219,6 +247,7 @@ def _power_sentence(primary: Mapping[str, Any], calibration: Mapping[str, Any] |
 
 
 def _skill_sentence(results: Mapping[str, Any], learned: Sequence[str]) -> Markup | None:
+    labels = forecaster_labels(results)
     overall = {
         str(r.get("forecaster")): r
         for r in records(get(results, "forecasts", "overall"))
@@ -250,7 +279,7 @@ def _skill_sentence(results: Mapping[str, Any], learned: Sequence[str]) -> Marku
             "for always "
             "predicting the more frequent sign (Pesaran-Timmermann robust p = {})"
         ).format(
-            _code(name),
+            _named(name, labels),
             fmt_pct(r2, 1, signed=True),
             verdict,
             fmt_p(p),
@@ -272,7 +301,7 @@ def answer(results: Mapping[str, Any]) -> list[Markup]:
     if not isinstance(primary, Mapping):
         return []
     learned = [str(x) for x in get(primary, "declared", "learned", default=[]) or []]
-    out = [_verdict_sentence(primary)]
+    out = [_verdict_sentence(primary, forecaster_labels(results))]
     for extra in (
         _spa_mcs_sentence(primary),
         _power_sentence(primary, get(results, "calibration")),
