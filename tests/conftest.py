@@ -84,3 +84,22 @@ def any_store(backend_url):
     store = Store(*backend_url)
     yield store
     store.dispose()
+
+
+# ------------------------------------------------------------------ Dask execution engines
+@pytest.fixture(scope="session")
+def dask_engine():
+    """A LocalCluster engine with two single-threaded worker processes, shared by the session."""
+    from kallos.compute import open_engine
+
+    with open_engine("local", n_workers=2) as engine:
+        yield engine
+
+
+@pytest.fixture(scope="session")
+def tcp_cluster():
+    """``dask scheduler`` + two ``dask worker`` processes on 127.0.0.1, started and stopped by the session."""
+    from kallos.compute.processes import process_cluster
+
+    with process_cluster(n_workers=2) as cluster:
+        yield cluster

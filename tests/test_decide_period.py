@@ -43,7 +43,7 @@ def _weights(frame: pd.DataFrame) -> pd.Series:
 
 @pytest.mark.parametrize("key", ["historical_mean/max_sharpe", "gru/max_sharpe", "market_cap"])
 def test_each_period_alone_equals_the_backtest_decisions(real_panel, real_store, tmp_path, config, key):
-    registry = ModelRegistry(real_store, tmp_path)
+    registry = ModelRegistry(real_store, tmp_path / "models")
     full = decide(real_panel, config, registry=registry)
     first = full.decision_dates[0]
     assert first == pd.Timestamp("2023-03-19") and pd.Timestamp("2023-03-31") in full.decision_dates

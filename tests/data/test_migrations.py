@@ -21,6 +21,7 @@ from kallos.features import FEATURE_NAMES
 KALLOS_TABLES = set(s.metadata.tables)
 TRADING_TABLES = {t.name for t in s.TRADING_TABLES}
 REVISION_0002 = {"model_registry", "daily_technical_indicators"}
+REVISION_0004 = {"store_settings"}
 
 
 def _tables(store: Store) -> set[str]:
@@ -61,14 +62,14 @@ def _drift(store: Store) -> list:
 def test_upgrade_empty_database_creates_every_table(backend_url):
     store = Store(*backend_url, migrate=False)
     assert store.current_revision() is None
-    assert store.migrate() == migrations.head_revision() == "0003"
+    assert store.migrate() == migrations.head_revision() == "0004"
     assert _tables(store) == KALLOS_TABLES | {VERSION_TABLE}
     store.dispose()
 
 
 def test_upgrade_from_0001_keeps_rows_and_fills_ingested_at(backend_url):
     store = _at_revision(backend_url, "0001")
-    assert _tables(store) == KALLOS_TABLES - REVISION_0002 - TRADING_TABLES | {VERSION_TABLE}
+    assert _tables(store) == KALLOS_TABLES - REVISION_0002 - TRADING_TABLES - REVISION_0004 | {VERSION_TABLE}
     assert "ingested_at" not in _columns(store, "daily_market_data")
     _insert_landed_rows(store)
     store.dispose()
@@ -89,7 +90,7 @@ def test_0003_adds_the_trading_ledger_and_downgrades_to_0002(backend_url):
     _insert_landed_rows(store)
     store.dispose()
     store = Store(*backend_url)
-    assert store.current_revision() == "0003" and TRADING_TABLES <= _tables(store)
+    assert store.current_revision() == "0004" and TRADING_TABLES <= _tables(store)
     assert store.count(s.daily_market_data) == 2
     assert {"client_order_id", "run_id", "period", "target_weight"} <= _columns(store, "orders")
     now = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
@@ -98,6 +99,23 @@ def test_0003_adds_the_trading_ledger_and_downgrades_to_0002(backend_url):
     assert _drift(store) == []
     store.downgrade("0002")
     assert not TRADING_TABLES & _tables(store) and store.count(s.daily_market_data) == 2
+    store.dispose()
+
+
+def test_0004_adds_store_settings_and_downgrades_to_0003(backend_url):
+    """0003 -> 0004 adds ``store_settings``; a setting round-trips; 0004 -> 0003 drops it only."""
+    store = _at_revision(backend_url, "0003")
+    assert not REVISION_0004 & _tables(store)
+    store.dispose()
+    store = Store(*backend_url)
+    assert store.current_revision() == "0004" and REVISION_0004 <= _tables(store)
+    assert store.setting("artifact_dir") is None
+    store.set_setting("artifact_dir", "/srv/models")
+    store.set_setting("artifact_dir", "/srv/models-2")  # replaces, one row
+    assert store.setting("artifact_dir") == "/srv/models-2" and store.count(s.store_settings) == 1
+    assert _drift(store) == []
+    store.downgrade("0003")
+    assert not REVISION_0004 & _tables(store) and TRADING_TABLES <= _tables(store)
     store.dispose()
 
 
@@ -113,7 +131,7 @@ def test_downgrade_upgrade_round_trip(backend_url):
         migrations.downgrade(conn, "0001", store.schema_name)
     assert store.current_revision() == "0001"
     assert "ingested_at" not in _columns(store, "daily_market_data")
-    assert not (REVISION_0002 | TRADING_TABLES) & _tables(store)
+    assert not (REVISION_0002 | TRADING_TABLES | REVISION_0004) & _tables(store)
     with store.engine.begin() as conn:
         assert conn.execute(text("SELECT close FROM daily_market_data")).scalar_one() == 7.0
         migrations.downgrade(conn, "base", store.schema_name)

@@ -1,4 +1,4 @@
-"""Tests for kallos.forecast.driver: job order, n_jobs invariance, failure as data, the long frame."""
+"""Tests for kallos.forecast.driver: job order, engine invariance, failure as data, the long frame."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def jobs(make_history, fold, tiny_config) -> list[ForecastJob]:
 
 @pytest.fixture(scope="module")
 def serial(jobs) -> list[JobResult]:
-    return run_jobs(jobs, n_jobs=1)
+    return run_jobs(jobs)
 
 
 def test_results_in_job_order_with_fitted_state(jobs, serial) -> None:
@@ -78,9 +78,11 @@ def test_rows_after_the_last_forecast_date_do_not_matter(jobs, serial) -> None:
     pd.testing.assert_series_equal(result.predictions, serial[0].predictions, check_exact=True)
 
 
-def test_two_spawned_processes_give_identical_results(jobs, serial) -> None:
+def test_two_dask_workers_give_identical_results(jobs, serial, dask_engine) -> None:
     done: list[tuple[str, str, str]] = []
-    parallel = run_jobs(jobs, n_jobs=2, on_done=lambda r: done.append((r.forecaster, r.coin_id, r.fold.key)))
+    parallel = run_jobs(
+        jobs, dask_engine, on_done=lambda r: done.append((r.forecaster, r.coin_id, r.fold.key))
+    )
     assert sorted(done) == sorted(j.key for j in jobs)  # each job reported once
     assert [(r.forecaster, r.coin_id) for r in parallel] == [(r.forecaster, r.coin_id) for r in serial]
     for a, b in zip(serial, parallel, strict=True):
@@ -100,7 +102,7 @@ def test_insufficient_data_becomes_an_error_result(jobs, tiny_config) -> None:
         good.history,
         good.dates,
     )
-    bad, ok = run_jobs([starved, good], n_jobs=1)
+    bad, ok = run_jobs([starved, good])
     assert bad.error is not None and "bbb" in bad.error and "training samples" in bad.error
     assert (bad.forecaster, bad.coin_id, bad.state) == ("gru", "bbb", None)
     assert bad.predictions.index.equals(good.dates) and bad.predictions.isna().all()
@@ -131,14 +133,14 @@ def test_forecasts_frame(fold) -> None:
     assert list(empty.columns) == COLUMNS and empty.empty
 
 
-def test_light_jobs_run_in_process_with_n_jobs_above_one(make_history, fold) -> None:
+def test_light_jobs_run_in_process_beside_an_engine(make_history, fold, dask_engine) -> None:
     h = make_history(n=470, seed=5, coin="ccc")
     dates = pd.date_range(fold.test_start, periods=5, freq="D")
     jobs = [
         ForecastJob(NaivePersistence(7), fold, h, dates),
         ForecastJob(HistoricalMean(7, 10), fold, h, dates),
     ]
-    results = run_jobs(jobs, n_jobs=2)
+    results = run_jobs(jobs, dask_engine)
     expected = np.log(h.close / h.close.shift(7)).loc[dates]
     np.testing.assert_allclose(results[0].predictions.to_numpy(), expected.to_numpy(), rtol=1e-12)
     assert [r.forecaster for r in results] == ["naive_persistence", "historical_mean"]
@@ -174,9 +176,9 @@ def test_jobs_are_grouped_by_model_and_fold(stack_jobs, monkeypatch) -> None:
     assert driver._tasks([light, *stack_jobs[:1]], range(2)) == [[0], [1]]
 
 
-@pytest.mark.slow  # two spawned workers import torch (~20-40 s on a shared 2-core machine)
-def test_stacked_jobs_equal_lone_jobs_and_are_reproducible(stack_jobs) -> None:
-    stacked = run_jobs(stack_jobs, n_jobs=1)
+@pytest.mark.slow
+def test_stacked_jobs_equal_lone_jobs_and_are_reproducible(stack_jobs, dask_engine) -> None:
+    stacked = run_jobs(stack_jobs)
     assert [(r.forecaster, r.coin_id, r.fold.key) for r in stacked] == [j.key for j in stack_jobs]
     for job, result in zip(stack_jobs, stacked, strict=True):
         alone = driver.run_job(job)
@@ -184,8 +186,8 @@ def test_stacked_jobs_equal_lone_jobs_and_are_reproducible(stack_jobs) -> None:
         np.testing.assert_allclose(result.predictions, alone.predictions, atol=1e-5, rtol=0)
         assert result.state[1]["training"]["epochs"] == alone.state[1]["training"]["epochs"]
         assert result.state[1]["cutoff"] == job.fold.key
-    # Two runs (in-process, then two spawned workers) are byte-identical.
-    again = run_jobs(stack_jobs, n_jobs=2)
+    # Two runs (in-process, then two Dask workers) are byte-identical.
+    again = run_jobs(stack_jobs, dask_engine)
     for a, b in zip(stacked, again, strict=True):
         pd.testing.assert_series_equal(a.predictions, b.predictions, check_exact=True)
         for key, value in a.state[0].items():
@@ -197,7 +199,7 @@ def test_a_starved_job_in_a_stack_fails_alone(stack_jobs, tiny_config) -> None:
     starved = ForecastJob(
         good.forecaster.clone(min_train_samples=10_000), good.fold, stack_jobs[2].history, good.dates
     )
-    bad, ok = run_jobs([starved, good], n_jobs=1)
+    bad, ok = run_jobs([starved, good])
     assert bad.error is not None and "training samples" in bad.error and bad.state is None
     assert ok.error is None
     np.testing.assert_array_equal(ok.predictions, driver.run_job(good).predictions)

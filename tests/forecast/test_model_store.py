@@ -27,16 +27,16 @@ class SpyRunner:
     def __init__(self) -> None:
         self.trained: list[tuple[str, str, str]] = []
 
-    def __call__(self, jobs, n_jobs=1, on_done=None):
+    def __call__(self, jobs, engine=None, on_done=None):
         self.trained.extend(j.key for j in jobs)
-        return run_jobs(jobs, n_jobs=1, on_done=on_done)
+        return run_jobs(jobs, engine=engine, on_done=on_done)
 
 
 @pytest.fixture
 def registry(tmp_path) -> ModelRegistry:
     store = Store(f"sqlite:///{tmp_path / 'kallos.db'}")
     store.create_schema()
-    yield ModelRegistry(store, tmp_path / "out")
+    yield ModelRegistry(store, tmp_path / "out" / "models")
     store.dispose()
 
 
@@ -157,7 +157,7 @@ def test_no_registry_trains_everything(histories, fold, tiny_config):
 
 def test_reuse_on_every_backend(any_store, tmp_path, histories, fold, tiny_config):
     """SQLite and (marked postgres) a unique PostgreSQL schema behave the same."""
-    reg = ModelRegistry(any_store, tmp_path / "out")
+    reg = ModelRegistry(any_store, tmp_path / "out" / "models")
     first, _ = run_jobs_with_registry(_jobs(histories, fold, tiny_config), reg, runner=SpyRunner())
     spy = SpyRunner()
     second, stats = run_jobs_with_registry(_jobs(histories, fold, tiny_config), reg, runner=spy)

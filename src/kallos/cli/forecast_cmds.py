@@ -95,7 +95,7 @@ def tune(
             near = [c for c in panel.coins if coin.lower() in c.lower()][:8]
             raise DataValidationError(f"--coin {coin!r} is not in the panel; similar ids: {near or 'none'}")
         cutoff = parse_fold(fold)
-        f = ExpandingWalkForward(cfg.forecast.train_start, cfg.forecast.horizon, cfg.forecast.validation_days)
+        f = ExpandingWalkForward.from_config(cfg.forecast)
         the_fold = f.fold(cutoff)
         history = coin_history(panel, coin, cutoff)
         storage = optuna_storage(store.url, getattr(store, "schema_name", None))
@@ -152,7 +152,7 @@ def models_list(
     try:
         with no_leftovers(database_url=url, always=True):  # listing creates no database
             store = Store(url)
-            rows = ModelRegistry(store, out).entries(coin_id=coin, model_type=model_type)
+            rows = ModelRegistry(store, out / "models").entries(coin_id=coin, model_type=model_type)
             store.dispose()
     except KallosError as err:
         raise fail(err) from None

@@ -212,7 +212,10 @@ def trade_report_cmd(
         name = cfg.trading.mode_account(mode)
         store = _store(out, database_url)
         parity = compute_parity(
-            store, name, registry=ModelRegistry(store, out), progress=RichProgress(console)
+            store,
+            name,
+            registry=ModelRegistry.for_store(store, out, cfg.compute.artifact_dir),
+            progress=RichProgress(console),
         )
         path = write_trade_report(html or out / "trading" / f"{name}.html", parity)
     except KallosError as err:

@@ -197,6 +197,18 @@ Index(
     model_registry.c.data_hash,
 )
 
+# ---------------------------------------------------------------- store settings (revision 0004)
+# Facts about this database every process using it must agree on, e.g. ``artifact_dir``: where
+# the model registry's files live, whatever ``--out`` a run uses.
+
+store_settings = Table(
+    "store_settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 # ---------------------------------------------------------------- trading ledger (revision 0003)
 # Quantities are in base units of the coin, prices and money in the account's quote currency
 # (USDT); dates are decision closes. An account's cash is its position in the quote asset.

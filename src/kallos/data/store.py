@@ -736,6 +736,16 @@ class Store:
         row.setdefault("created_at", dt.datetime.now(dt.UTC))
         self.upsert_many({schema.runs: pd.DataFrame([row]), **frames})
 
+    def setting(self, key: str) -> str | None:
+        """The value of store setting ``key`` (table ``store_settings``), or None when unset."""
+        frame = self.read_table(schema.store_settings, schema.store_settings.c.key == key)
+        return None if frame.empty else str(frame["value"].iloc[0])
+
+    def set_setting(self, key: str, value: str) -> None:
+        """Record store setting ``key`` = ``value`` (replacing an earlier value)."""
+        row = {"key": key, "value": value, "updated_at": dt.datetime.now(dt.UTC)}
+        self.upsert(schema.store_settings, pd.DataFrame([row]))
+
     def run_ids(self) -> list[str]:
         with self.engine.connect() as conn:
             return [r[0] for r in conn.execute(select(schema.runs.c.run_id)).fetchall()]

@@ -1,25 +1,25 @@
 """Generic walk-forward driver: fit one forecaster per (coin, fold), predict the fold's dates.
 
-Heavy forecasters (``parallel = True``) train in worker processes. Forecasters that can be
+Heavy forecasters (``parallel = True``) train on an execution engine (:mod:`kallos.compute`:
+Dask workers, or this process). Forecasters that can be
 trained together (a ``stack_key`` attribute and a ``fit_stack`` method, e.g. every neural job
 of one fold: all coins) are grouped by (``stack_key``, fold) and trained as one stacked
 computation (:func:`kallos.forecast.training.train_stack`); groups hold at most ``MAX_STACK`` models.
 Grouping depends only on the job list, and each model's random draws only on its own seed,
-so results do not depend on ``n_jobs`` or completion order: two runs are byte-identical.
+so results do not depend on the engine, its worker count or completion order: two runs are
+byte-identical.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from kallos.compute import Engine, InProcessEngine
 from kallos.exceptions import InsufficientDataError
 from kallos.forecast.base import BaseForecaster, CoinHistory
 from kallos.forecast.walk_forward import Fold
@@ -116,13 +116,21 @@ def _tasks(jobs: Sequence[ForecastJob], indices: Sequence[int]) -> list[list[int
 
 def run_jobs(
     jobs: Sequence[ForecastJob],
-    n_jobs: int = 1,
+    engine: Engine | None = None,
     on_done: Callable[[JobResult], None] | None = None,
 ) -> list[JobResult]:
-    """Run every job; stackable ones batched per fold, heavy ones in ``n_jobs`` spawned processes.
+    """Run every job: cheap ones here, heavy ones (stacked per fold) on ``engine``.
 
-    Returns the results in job order. ``on_done`` is called once per job as it finishes.
+    Parameters
+    ----------
+    engine : where the heavy jobs run (default: this process, :class:`InProcessEngine`).
+    on_done : called once per job as it finishes.
+
+    Returns
+    -------
+    The results in job order.
     """
+    engine = engine or InProcessEngine()
     results: dict[int, JobResult] = {}
     heavy = [i for i, j in enumerate(jobs) if j.forecaster.parallel]
     light = sorted(set(range(len(jobs))) - set(heavy))
@@ -134,17 +142,10 @@ def run_jobs(
             if on_done:
                 on_done(result)
 
-    use_pool = bool(tasks) and n_jobs > 1
-    pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=mp.get_context("spawn")) if use_pool else None
-    with pool or nullcontext():
-        futures = {pool.submit(run_stack, [jobs[i] for i in t]): t for t in tasks} if pool else {}
-        for i in light:  # cheap jobs run here while the workers train
-            finish([i], [run_job(jobs[i])])
-        if pool is None:
-            for t in tasks:
-                finish(t, run_stack([jobs[i] for i in t]))
-        for fut in as_completed(futures):
-            finish(futures[fut], fut.result())
+    for i in light:
+        finish([i], [run_job(jobs[i])])
+    for t, task_results in engine.map_unordered(run_stack, [[jobs[i] for i in t] for t in tasks]):
+        finish(tasks[t], task_results)
     return [results[i] for i in range(len(jobs))]
 
 

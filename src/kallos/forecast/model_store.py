@@ -1,8 +1,14 @@
 """The model registry: trained models stored once, found again by content, reused instead of retrained.
 
 One row per trained model in the ``model_registry`` table (:mod:`kallos.data.schema`) and one
-artifact directory ``<out>/models/<model_id>/`` holding ``model.safetensors`` (the network's
+artifact directory ``<artifact_dir>/<model_id>/`` holding ``model.safetensors`` (the network's
 state_dict, no pickle) and ``model.json`` (scaler, parameters, training log).
+
+The artifact directory belongs to the store, not to a run's ``--out``: it is recorded in the
+store's ``store_settings`` (key ``artifact_dir``) the first time a registry is opened
+(``compute.artifact_dir``, else ``<out>/models``), and every later run against the same
+database finds it there, whatever its ``--out``. Each row also records its artifact's absolute
+path, which a lookup tries first.
 
 Keys, all sha256 hex digests:
 
@@ -40,6 +46,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import and_
 
+from kallos.compute import Engine
 from kallos.data import schema
 from kallos.data.artifacts import load_model_state, save_model_state
 from kallos.data.store import Store
@@ -130,19 +137,42 @@ def _validation_metrics(model: BaseForecaster, job: ForecastJob) -> dict[str, An
     return out
 
 
+ARTIFACT_DIR_SETTING = "artifact_dir"
+
+
 class ModelRegistry:
-    """Registry rows in ``store`` and artifacts under ``<out_dir>/models/``.
+    """Registry rows in ``store`` and artifacts under ``root``.
 
     Parameters
     ----------
     store : the Kallos database (its ``model_registry`` table must exist: ``store.create_schema()``
         or the migrations).
-    out_dir : root of the artifact tree.
+    root : the artifact directory (see :meth:`for_store` for the one the store records).
     """
 
-    def __init__(self, store: Store, out_dir: str | Path) -> None:
+    def __init__(self, store: Store, root: str | Path) -> None:
         self.store = store
-        self.root = Path(out_dir) / "models"
+        self.root = Path(root)
+
+    @classmethod
+    def for_store(
+        cls, store: Store, out_dir: str | Path, artifact_dir: str | Path | None = None
+    ) -> ModelRegistry:
+        """The registry of ``store`` with its recorded artifact directory (module docstring).
+
+        ``artifact_dir`` (config ``compute.artifact_dir``) replaces the recorded directory and is
+        recorded; without it the recorded one is used, or ``<out_dir>/models`` on first use.
+        """
+        recorded = store.setting(ARTIFACT_DIR_SETTING)
+        if artifact_dir is not None:
+            root = Path(artifact_dir).expanduser().resolve()
+        elif recorded is not None:
+            root = Path(recorded)
+        else:
+            root = (Path(out_dir) / "models").resolve()
+        if str(root) != recorded:
+            store.set_setting(ARTIFACT_DIR_SETTING, str(root))
+        return cls(store, root)
 
     def artifact_dir(self, model_id: str) -> Path:
         return self.root / model_id
@@ -168,14 +198,33 @@ class ModelRegistry:
             t.c.config_hash == job_config_hash(job),
             t.c.data_hash == job_data_hash(job),
         )
-        for model_id in self.store.read_table(t, where)["model_id"]:
-            if (self.artifact_dir(model_id) / f"{_ARTIFACT}.safetensors").is_file():
+        rows = self.store.read_table(t, where)
+        for model_id, path in zip(rows["model_id"], rows["artifact_path"], strict=True):
+            if self._located(str(model_id), str(path)) is not None:
                 return str(model_id)
         return None
 
+    def _located(self, model_id: str, recorded: str | None = None) -> Path | None:
+        """The directory holding ``model_id``'s files: its recorded path, else under ``root``."""
+        for directory in (Path(recorded) if recorded else None, self.artifact_dir(model_id)):
+            if directory is not None and (directory / f"{_ARTIFACT}.safetensors").is_file():
+                return directory
+        return None
+
     def load(self, model_id: str, forecaster: BaseForecaster) -> BaseForecaster:
-        """The fitted model ``model_id``, loaded into a copy of ``forecaster`` on its device."""
-        tensors, meta = load_model_state(self.artifact_dir(model_id) / _ARTIFACT)
+        """The fitted model ``model_id``, loaded into a copy of ``forecaster`` on its device.
+
+        Raises
+        ------
+        FileNotFoundError
+            If neither the recorded path nor ``root`` holds the artifact.
+        """
+        t = schema.model_registry
+        rows = self.store.read_table(t, t.c.model_id == model_id)
+        directory = self._located(model_id, None if rows.empty else str(rows["artifact_path"].iloc[0]))
+        if directory is None:
+            raise FileNotFoundError(f"model {model_id}: no artifact under {self.root} or its recorded path")
+        tensors, meta = load_model_state(directory / _ARTIFACT)
         return forecaster.load_state(tensors, meta)
 
     def serve(self, job: ForecastJob, model_id: str) -> JobResult:
@@ -250,7 +299,7 @@ def run_jobs_with_registry(
     jobs: Sequence[ForecastJob],
     registry: ModelRegistry | None,
     *,
-    n_jobs: int = 1,
+    engine: Engine | None = None,
     on_done: Callable[[JobResult], None] | None = None,
     runner: Runner = run_jobs,
 ) -> tuple[list[JobResult], RegistryStats]:
@@ -259,6 +308,7 @@ def run_jobs_with_registry(
     Parameters
     ----------
     jobs : walk-forward jobs (see :func:`kallos.forecast.driver.run_jobs`).
+    engine : where the trained jobs run (default: this process).
     registry : the model registry, or None to train everything (nothing is stored).
     runner : the trainer, :func:`run_jobs` (replaceable in tests).
 
@@ -272,7 +322,7 @@ def run_jobs_with_registry(
         If the registry cannot be read or written.
     """
     if registry is None:
-        results = runner(jobs, n_jobs=n_jobs, on_done=on_done)
+        results = runner(jobs, engine=engine, on_done=on_done)
         n = sum(registrable(j.forecaster) for j in jobs)
         return results, RegistryStats(n, 0, n)
     served: dict[int, JobResult] = {}
@@ -290,7 +340,7 @@ def run_jobs_with_registry(
         served[i] = registry.serve(job, model_id)
         if on_done:
             on_done(served[i])
-    trained = runner([jobs[i] for i in misses], n_jobs=n_jobs, on_done=on_done) if misses else []
+    trained = runner([jobs[i] for i in misses], engine=engine, on_done=on_done) if misses else []
     n_trained = 0
     for i, result in zip(misses, trained, strict=True):
         served[i] = result

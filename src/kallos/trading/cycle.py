@@ -182,7 +182,9 @@ class Trader:
         bt = self.config.backtest
         self.rate = (bt.cost_bps + bt.slippage_bps) / 1e4
         if self.registry is None:
-            self.registry = ModelRegistry(self.store, self.out_dir)
+            self.registry = ModelRegistry.for_store(
+                self.store, self.out_dir, self.config.compute.artifact_dir
+            )
 
     # ------------------------------------------------------------------ entry point
     @property
