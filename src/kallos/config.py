@@ -33,9 +33,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from kallos.exceptions import ConfigError
 
 __all__ = [
+    "PRESETS",
+    "SCHEDULER_ENV",
     "BacktestConfig",
     "BadWindow",
     "CalibrationConfig",
+    "ComputeConfig",
     "EvaluationConfig",
     "ForecastConfig",
     "PortfolioConfig",
@@ -47,6 +50,7 @@ __all__ = [
     "UniverseConfig",
     "apply_overrides",
     "load_config",
+    "preset_path",
 ]
 
 
@@ -140,9 +144,21 @@ class TrainingConfig(_Strict):
 
 
 class TuningConfig(_Strict):
-    """Optuna hyper-parameter search inside one training window (see :mod:`kallos.forecast.tuning`)."""
+    """Optuna hyper-parameter search inside one training window (see :mod:`kallos.forecast.tuning`).
 
+    With ``enabled`` (``kallos run --tune``) every neural (forecaster, coin, fold) job of the
+    walk-forward is tuned first, inside its training window, and served by its chosen trial
+    (:mod:`kallos.forecast.tuned`). ``space`` narrows the search: ``{name: [low, high]}`` for a
+    numeric parameter, ``{name: [choice, ...]}`` for a categorical one (e.g.
+    ``space.hidden_size = [16, 64]``); names are the trainer's and the network's parameters.
+    """
+
+    enabled: bool = Field(False, description="tune every neural job of kallos run (kallos run --tune)")
     n_trials: int = Field(50, ge=1, description="trials per study (coin x fold x config)")
+    space: dict[str, tuple[Any, ...]] = Field(
+        default_factory=dict,
+        description="bounds replacing the default search space, e.g. space.hidden_size = [16, 64]",
+    )
     pruning_startup_trials: int = Field(
         3, ge=1, description="completed trials needed before the median pruning rule applies"
     )
@@ -156,6 +172,12 @@ class ForecastConfig(_Strict):
 
     horizon: int = Field(7, ge=1, le=90, description="label: forward log return over this many days")
     train_start: dt.date = dt.date(2018, 6, 1)
+    train_window_days: int | None = Field(
+        None,
+        ge=60,
+        description="rolling training window: each fold trains on the last this many days before its "
+        "cutoff (validation and purge gaps included); None = expanding from train_start",
+    )
     validation_days: int = Field(91, ge=7, description="last 13 weeks of each training window")
     min_train_samples: int = Field(60, ge=10)
     forecasters: tuple[str, ...] = Field(
@@ -236,6 +258,12 @@ class BacktestConfig(_Strict):
     cost_bps: float = Field(10.0, ge=0, description="per side, on traded notional")
     slippage_bps: float = Field(0.0, ge=0, description="per side, on traded notional, charged like cost_bps")
     cash_rate: float = Field(0.0, description="annual simple return of cash (portfolio.allow_cash)")
+    compare_cost_bps: float | None = Field(
+        None,
+        ge=0,
+        description="also report every variant's net metrics at this cost per side (e.g. 10 beside a "
+        "pre-cost study with cost_bps = 0); None = off",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> BacktestConfig:
@@ -387,12 +415,38 @@ class TradingConfig(_Strict):
         return self
 
 
+SCHEDULER_ENV = "KALLOS_DASK_SCHEDULER"
+
+
+class ComputeConfig(_Strict):
+    """Where training and tuning jobs run (:mod:`kallos.compute`). Never changes a result.
+
+    ``scheduler``: ``"local"`` starts a Dask ``LocalCluster`` with ``n_jobs`` single-threaded
+    worker processes; ``"tcp://HOST:8786"`` submits to a running ``dask scheduler``; ``"none"``
+    runs every job in this process. ``$KALLOS_DASK_SCHEDULER`` replaces the default ``"local"``.
+    """
+
+    scheduler: str = Field(
+        "local",
+        pattern=r"^(local|none|tcp://[^\s]+)$",
+        description="local (LocalCluster), none (in-process) or tcp://HOST:PORT of a dask scheduler",
+    )
+    artifact_dir: str | None = Field(
+        None,
+        description="directory every worker can reach for model files; None = the one recorded in the "
+        "store, else <out>/models",
+    )
+
+
 class StudyConfig(_Strict):
     """The whole study. Defaults are the study described in the README."""
 
+    preset: str | None = Field(
+        None, description="the shipped preset this study follows (set by its TOML, e.g. 'original')"
+    )
     seed: int = 42
     device: str = Field("cpu", description="torch device for the recurrent model")
-    n_jobs: int = Field(2, ge=1, description="worker processes for model training")
+    n_jobs: int = Field(2, ge=1, description="worker processes of the local Dask cluster (compute.scheduler)")
     quality: QualityConfig = QualityConfig()
     universe: UniverseConfig = UniverseConfig()
     forecast: ForecastConfig = ForecastConfig()
@@ -400,6 +454,7 @@ class StudyConfig(_Strict):
     backtest: BacktestConfig = BacktestConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     trading: TradingConfig = TradingConfig()
+    compute: ComputeConfig = ComputeConfig()
 
     @model_validator(mode="after")
     def _feasible(self) -> StudyConfig:
@@ -428,10 +483,10 @@ class StudyConfig(_Strict):
     def config_hash(self) -> str:
         """Short, stable hash of every setting of the study (12 hex characters).
 
-        The ``[trading]`` section is left out: it changes how a strategy is traded, not what
-        the study computes.
+        The ``[trading]`` and ``[compute]`` sections are left out: they change how a strategy is
+        traded and where jobs run, not what the study computes.
         """
-        settings = self.model_dump(mode="json", exclude={"trading"})
+        settings = self.model_dump(mode="json", exclude={"trading", "compute"})
         blob = json.dumps(settings, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -462,6 +517,23 @@ def build_config(data: dict[str, Any], origin: str = "<config>") -> StudyConfig:
         return StudyConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_format_validation_error(err, origin)) from None
+
+
+#: Studies shipped with Kallos (``kallos run --preset NAME``): name -> TOML in ``kallos/presets``.
+PRESETS = ("original",)
+
+
+def preset_path(name: str) -> Path:
+    """The TOML file of the shipped preset ``name``.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown preset (the message lists them).
+    """
+    if name not in PRESETS:
+        raise ConfigError(f"--preset {name!r}: unknown; shipped presets: {', '.join(PRESETS)}")
+    return Path(__file__).with_name("presets") / f"{name}.toml"
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> StudyConfig:

@@ -181,6 +181,8 @@ def test_sections_absent_without_their_keys(study: tuple[dict[str, Any], ReportF
         "sharpe",
         "regimes",
         "quarters",
+        "tuning",
+        "published",
     }
 
 

@@ -7,9 +7,7 @@ and writes under an explicit ``--out`` directory.
 from __future__ import annotations
 
 import datetime as dt
-from concurrent.futures import ProcessPoolExecutor
-from functools import partial
-from multiprocessing import get_context
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,10 +19,11 @@ from kallos import __version__
 from kallos.cli import data_cmd, db_cmd, forecast_cmds, ingest_cmd, trade_cmd
 from kallos.cli.common import DataDirOpt, DbOpt, OutOpt, console, fail, no_leftovers, parse_set
 from kallos.cli.progress import RichProgress
-from kallos.config import load_config
+from kallos.compute import open_engine
+from kallos.config import PRESETS, SCHEDULER_ENV, load_config, preset_path
 from kallos.data import Store, default_database_url
 from kallos.exceptions import KallosError
-from kallos.pipeline import execute_study
+from kallos.pipeline import check_scheduler, execute_study
 from kallos.pipeline.validate import validate_study
 
 app = typer.Typer(
@@ -101,6 +100,25 @@ def run(
         str | None,
         typer.Option(help="Also export tables to out/<run-id>/export/: csv, xlsx or csv,xlsx."),
     ] = None,
+    tune: Annotated[
+        bool,
+        typer.Option(
+            "--tune",
+            help="Tune every neural model per coin and quarter with Optuna inside its training window "
+            "(forecast.tuning.enabled; budget forecast.tuning.n_trials, default 50).",
+        ),
+    ] = False,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Where jobs run: local (a Dask LocalCluster, n_jobs workers), none (this process) or "
+            f"tcp://HOST:8786 (a running `dask scheduler`) [default: ${SCHEDULER_ENV} or local].",
+        ),
+    ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(help=f"A study shipped with Kallos instead of --config: {', '.join(PRESETS)}."),
+    ] = None,
 ) -> None:
     """Run the study end to end and write out/<run-id>/ (report.html, results.json, Parquet)."""
     from kallos.exceptions import ConfigError
@@ -124,23 +142,32 @@ def run(
         "seed": seed,
         "device": device,
         "n_jobs": n_jobs,
+        "forecast.tuning.enabled": True if tune else None,
+        "compute.scheduler": scheduler or os.environ.get(SCHEDULER_ENV) or None,
     }
     overrides.update({k: v for k, v in flags.items() if v is not None})
     try:
+        if preset is not None and config is not None:
+            raise ConfigError("--preset and --config both given; use one (--set still applies)")
+        source = preset_path(preset) if preset is not None else config
         overrides.update(parse_set(set_ or []))
-        cfg = validate_study(load_config(config, overrides))
+        cfg = validate_study(load_config(source, overrides))
         url = database_url or default_database_url(out)
         with no_leftovers((out,), database_url=url):  # a failed run leaves no new file or table
             store = Store(url, migrate=False)
-            # Calibration replications are independent: spread them over n_jobs processes.
-            with ProcessPoolExecutor(max_workers=cfg.n_jobs, mp_context=get_context("spawn")) as pool:
+            check_scheduler(cfg.compute.scheduler, store)  # before connecting to any cluster
+            with open_engine(cfg.compute.scheduler, cfg.n_jobs) as engine:
+                if engine.dashboard_link:
+                    console.print(f"Dask {engine.name} cluster, dashboard: {engine.dashboard_link}")
+                # Training, tuning and the calibration replications all run on the engine.
                 outcome = execute_study(
                     cfg,
                     store,
                     out,
                     data_dir=data_dir,
                     progress=RichProgress(console),
-                    map_fn=partial(pool.map, chunksize=4),
+                    map_fn=engine.map,
+                    engine=engine,
                 )
         exported = export_results(outcome.run_dir, export_formats) if export_formats else {}
     except KallosError as err:

@@ -55,6 +55,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import sqlalchemy as sa
+from filelock import FileLock
 from optuna.trial import FrozenTrial, TrialState
 
 from kallos.config import ForecastConfig, TrainingConfig
@@ -66,6 +67,7 @@ from kallos.forecast.spec import SearchSpace
 from kallos.forecast.walk_forward import Fold
 
 __all__ = [
+    "BoundedTrial",
     "MedianRulePruner",
     "TrainingSpace",
     "TuningObjective",
@@ -99,6 +101,47 @@ class TrainingSpace:
     lookback: tuple[int, int] = (30, 70)
     learning_rate: tuple[float, float] = (1e-5, 1e-2)
     weight_decay: tuple[float, float] = (1e-6, 1e-2)
+
+
+class BoundedTrial:
+    """An Optuna trial whose ``suggest_*`` calls take their bounds from ``space`` where it names them.
+
+    ``space`` maps a parameter name to ``(low, high)`` for ``suggest_int``/``suggest_float`` or
+    to the choices of ``suggest_categorical`` (config ``forecast.tuning.space``). Parameters it
+    does not name keep the plug-in's bounds; everything else goes to the wrapped trial.
+
+    Raises
+    ------
+    ConfigError
+        When a numeric parameter's bounds are not two numbers ``low <= high``.
+    """
+
+    def __init__(self, trial: optuna.Trial, space: dict[str, Sequence[Any]]) -> None:
+        self._trial, self._space = trial, space
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._trial, name)
+
+    def _bounds(self, name: str, low: Any, high: Any) -> tuple[Any, Any]:
+        if name not in self._space:
+            return low, high
+        bounds = tuple(self._space[name])
+        if len(bounds) != 2 or not all(isinstance(b, int | float) for b in bounds) or bounds[0] > bounds[1]:
+            raise ConfigError(
+                f"forecast.tuning.space.{name} = {list(bounds)}: give [low, high] with low <= high"
+            )
+        return bounds
+
+    def suggest_int(self, name: str, low: int, high: int, **kwargs: Any) -> int:
+        lo, hi = self._bounds(name, low, high)
+        return self._trial.suggest_int(name, int(lo), int(hi), **kwargs)
+
+    def suggest_float(self, name: str, low: float, high: float, **kwargs: Any) -> float:
+        lo, hi = self._bounds(name, low, high)
+        return self._trial.suggest_float(name, float(lo), float(hi), **kwargs)
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        return self._trial.suggest_categorical(name, list(self._space.get(name, choices)))
 
 
 def tunable() -> list[str]:
@@ -252,7 +295,8 @@ class TuningObjective:
         return validation_scores(model, self.history, self.fold)
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
-        training_params, network = suggest_params(trial, self.model, self.space, self.network_space)
+        bounded = BoundedTrial(trial, dict(self.config.tuning.space))
+        training_params, network = suggest_params(bounded, self.model, self.space, self.network_space)
         cfg = self.training_config(training_params)
         for epoch in self.pruner.checkpoints(cfg.max_epochs):
             rmse, _, _ = self._score(cfg.model_copy(update={"max_epochs": epoch}), network)
@@ -311,7 +355,10 @@ def optuna_storage(database_url: str, schema_name: str | None = None) -> optuna.
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path in ("", ":memory:"):
             raise ValueError(f"{database_url}: Optuna studies need a file or server database")
-        return optuna.storages.RDBStorage(url)
+        # Workers opening a new file together would race to create Optuna's tables: a file lock
+        # serialises the creation; writers then wait up to a minute for each other's transactions.
+        with FileLock(f"{path}.optuna.lock", timeout=120):
+            return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
     schema = f"{schema_name}_optuna" if schema_name else OPTUNA_SCHEMA
     engine = sa.create_engine(url)
     try:
@@ -334,8 +381,14 @@ def optuna_storage(database_url: str, schema_name: str | None = None) -> optuna.
 
 
 def study_name(coin_id: str, fold: Fold, config: ForecastConfig, model: str = "gru") -> str:
-    """``tune-<model>-<coin>-<fold cutoff>-<12-hex hash of the forecast config>``."""
-    blob = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """``tune-<model>-<coin>-<fold cutoff>-<12-hex hash of the forecast config>``.
+
+    The trial budget (``tuning.n_trials``) and ``tuning.enabled`` are not hashed: a larger
+    budget extends the same study (its first trials are the smaller budget's, see
+    :mod:`kallos.forecast.tuned`).
+    """
+    settings = config.model_dump(mode="json", exclude={"tuning": {"n_trials", "enabled"}})
+    blob = json.dumps(settings, sort_keys=True, separators=(",", ":"))
     return f"tune-{model}-{coin_id}-{fold.key}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 

@@ -1,4 +1,4 @@
-"""Walk-forward splitting: an expanding training window, retrained at every quarter end.
+"""Walk-forward splitting: an expanding (or rolling) training window, retrained at every quarter end.
 
 For a fold with cutoff ``T`` (the last day of quarter ``Q``) and horizon ``h``:
 
@@ -22,6 +22,8 @@ import datetime as dt
 from dataclasses import dataclass
 
 import pandas as pd
+
+from kallos.config import ForecastConfig
 
 __all__ = ["ExpandingWalkForward", "Fold"]
 
@@ -50,6 +52,9 @@ class ExpandingWalkForward:
     Parameters
     ----------
     train_start : first sample date of every training window.
+    train_window_days : if set, a rolling window: a fold with cutoff ``T`` trains on the days
+        ``[T - train_window_days + 1, T]`` only (validation and both purge gaps inside them),
+        never before ``train_start``.
     horizon : label horizon in days; also the purge gap.
     validation_days : length of the validation block at the end of each window.
     freq : pandas period-end alias of the retraining calendar (``"QE"`` = quarter ends).
@@ -67,11 +72,23 @@ class ExpandingWalkForward:
         horizon: int = 7,
         validation_days: int = 91,
         freq: str = "QE",
+        train_window_days: int | None = None,
     ) -> None:
         self.train_start = pd.Timestamp(train_start)
+        self.train_window_days = train_window_days
         self.horizon = horizon
         self.validation_days = validation_days
         self.freq = freq
+
+    @classmethod
+    def from_config(cls, config: ForecastConfig) -> ExpandingWalkForward:
+        """The splitter of ``config`` (its train start, horizon, validation days and train window)."""
+        return cls(
+            config.train_start,
+            config.horizon,
+            config.validation_days,
+            train_window_days=config.train_window_days,
+        )
 
     def cutoff_for(self, decision_date: pd.Timestamp) -> pd.Timestamp:
         """The latest retraining cutoff at or before ``decision_date``."""
@@ -89,9 +106,12 @@ class ExpandingWalkForward:
         train_end = validation_start - h - day
         next_cutoff = pd.date_range(cutoff + day, periods=1, freq=self.freq)[0]
         end = next_cutoff - day if test_end is None else min(next_cutoff - day, pd.Timestamp(test_end))
+        start = self.train_start
+        if self.train_window_days is not None:
+            start = max(start, cutoff - pd.Timedelta(days=self.train_window_days) + day)
         return Fold(
             cutoff=cutoff,
-            train_start=self.train_start,
+            train_start=start,
             train_end=train_end,
             validation_start=validation_start,
             validation_end=validation_end,
@@ -122,6 +142,7 @@ class ExpandingWalkForward:
             if f.train_end <= f.train_start:
                 raise ValueError(
                     f"fold {f.key}: training window {f.train_start.date()}..{f.train_end.date()} "
-                    "is empty; move forecast.train_start earlier or backtest.start later"
+                    "is empty; move forecast.train_start earlier, backtest.start later or raise "
+                    "forecast.train_window_days"
                 )
         return folds

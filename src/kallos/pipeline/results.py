@@ -14,6 +14,7 @@ from kallos.data.universe import universe_summary
 from kallos.forecast.registry import describe as describe_forecasters
 from kallos.pipeline.study import StudyResult
 from kallos.report import ReportFrames
+from kallos.report.published import published_doc
 
 __all__ = ["RESULT_KEYS", "build_results", "report_frames"]
 
@@ -50,6 +51,10 @@ def _period(index: pd.Index) -> dict[str, Any]:
 def build_results(result: StudyResult, run: dict[str, Any], coverage: pd.DataFrame, database: str) -> dict:
     """The ``results.json`` document, with top-level keys :data:`RESULT_KEYS`.
 
+    With ``backtest.compare_cost_bps`` every ``strategies[key]`` gains ``metrics_net_compare``
+    (``{"cost_bps": x, **metrics}``, from :attr:`StudyResult.metrics_net_compare`); a run of the
+    preset ``original`` gains ``published`` (:func:`kallos.report.published.published_doc`).
+
     Parameters
     ----------
     run : run_id, kallos_version, created_at, config_hash.
@@ -84,6 +89,11 @@ def build_results(result: StudyResult, run: dict[str, Any], coverage: pd.DataFra
             },
             "missing_returns": result.backtests[key].missing_returns,
         }
+        if result.metrics_net_compare is not None:
+            strategies[key]["metrics_net_compare"] = {
+                "cost_bps": cfg.backtest.compare_cost_bps,
+                **result.metrics_net_compare[key],
+            }
     trained = [j for j in result.jobs if j.state is not None]
     errors = [j.error for j in result.jobs if j.error]
     fc = result.forecasts
@@ -91,7 +101,8 @@ def build_results(result: StudyResult, run: dict[str, Any], coverage: pd.DataFra
         "config": {
             **run,
             "data_hash": result.data_hash,
-            "study": cfg.model_dump(mode="json"),
+            # Where jobs ran ([compute]) never changes a result, so it is not part of it.
+            "study": cfg.model_dump(mode="json", exclude={"compute"}),
         },
         "data": {
             "database": database,
@@ -146,8 +157,39 @@ def build_results(result: StudyResult, run: dict[str, Any], coverage: pd.DataFra
         }
     if result.calibration is not None:
         doc["calibration"] = result.calibration.to_results()
+    if cfg.forecast.tuning.enabled:
+        doc["tuning"] = tuning_doc(result)
     doc.update(_statistics_doc(result, doc["tests"]))
-    return jsonable(doc)
+    out = jsonable(doc)
+    if (published := published_doc(out)) is not None:  # the preset "original" only
+        out["published"] = jsonable(published)
+    return out
+
+
+def tuning_doc(result: StudyResult) -> dict[str, Any]:
+    """``results["tuning"]``: the budget, the space overrides and one record per tuned study.
+
+    Each study: forecaster, coin_id, fold (cutoff), study (Optuna name), n_trials (stored, every
+    state), states (count per state), chosen (the trial :func:`~kallos.forecast.tuning.choose_trial`
+    picked: number, rmse, directional_accuracy and its parameters), pareto (every Pareto trial),
+    training / network (the chosen parameters split between trainer and network).
+    """
+    t = result.config.forecast.tuning
+    studies = [s.as_dict() for s in result.tuning]
+    states: dict[str, int] = {}
+    for s in studies:
+        for state, n in s["states"].items():
+            states[state] = states.get(state, 0) + n
+    return {
+        "n_trials": t.n_trials,
+        "space": {k: list(v) for k, v in t.space.items()},
+        "rule": "Pareto front of (validation RMSE, directional accuracy); among trials with directional "
+        "accuracy >= 50% the lowest RMSE, else the lowest RMSE",
+        "pruning": f"median rule after {t.pruning_fraction:.0%} of max_epochs, "
+        f"from {t.pruning_startup_trials} completed trials",
+        "states": states,
+        "studies": studies,
+    }
 
 
 STATISTICS_KEYS = (

@@ -12,13 +12,16 @@ writes what it returns. The time discipline, stage by stage:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 
 import numpy as np
 import pandas as pd
 
 from kallos.backtest import drift_weights, run_backtest
+from kallos.compute import Engine
 from kallos.config import StudyConfig
 from kallos.data.panel import MarketPanel
 from kallos.data.reconcile import price_divergence
@@ -51,6 +54,15 @@ from kallos.forecast import (
     with_ensembles,
 )
 from kallos.forecast.model_store import ModelRegistry, RegistryStats, run_jobs_with_registry
+from kallos.forecast.tuned import (
+    StudySummary,
+    TrialCounter,
+    TuningStorage,
+    study_names,
+    total_budget,
+    tune_jobs,
+)
+from kallos.forecast.tuning import count_trials
 from kallos.pipeline.progress import NullProgress, Progress
 from kallos.pipeline.validate import validate_study
 from kallos.portfolio import (
@@ -66,12 +78,14 @@ from kallos.portfolio import (
 from kallos.types import BacktestResult
 
 __all__ = [
+    "Compute",
     "Decisions",
     "PeriodDecision",
     "StudyResult",
     "build_strategies",
     "build_strategy",
     "decide",
+    "decide_jobs",
     "decide_period",
     "decision_calendar",
     "primary_family",
@@ -91,6 +105,7 @@ class Decisions:
     registry_stats : how many recurrent models the model registry served (None without one).
     cmc_checks : coins whose market cap disagreed with CoinMarketCap's, and what the universe
         used (:func:`kallos.data.universe.cmc_market_cap_check`).
+    tuning : one summary per tuned study (``forecast.tuning.enabled``), in job order.
     """
 
     through: pd.Timestamp
@@ -104,6 +119,7 @@ class Decisions:
     strategies: list[Strategy] = field(repr=False)
     registry_stats: RegistryStats | None = None
     cmc_checks: pd.DataFrame | None = field(default=None, repr=False)
+    tuning: list[StudySummary] = field(default_factory=list, repr=False)
 
 
 @dataclass(frozen=True)
@@ -131,6 +147,10 @@ class StudyResult:
         residuals and accuracy by weeks since training (:func:`kallos.evaluation.forecast_evaluation`).
     family : the primary family, declared from the configuration before anything ran.
     calibration : size and power of the primary tests on this study's returns (None when off).
+    metrics_net_compare : variant key -> :func:`~kallos.evaluation.performance_metrics` of the daily
+        net returns when the same target weights are traded at ``backtest.compare_cost_bps`` per
+        side (``slippage_bps`` still added) instead of ``cost_bps``; None when
+        ``compare_cost_bps`` is unset. The statistics stay on the ``cost_bps`` returns.
     """
 
     config: StudyConfig
@@ -153,8 +173,10 @@ class StudyResult:
     forecast_evaluation: ForecastEvaluation | None = field(default=None, repr=False)
     family: PrimaryFamily | None = field(default=None, repr=False)
     calibration: CalibrationResult | None = field(default=None, repr=False)
+    metrics_net_compare: dict[str, dict] | None = field(default=None, repr=False)
 
     universe = property(lambda self: self.decided.universe)
+    tuning = property(lambda self: self.decided.tuning)
     folds = property(lambda self: self.decided.folds)
     decision_dates = property(lambda self: self.decided.decision_dates)
     jobs = property(lambda self: self.decided.jobs)
@@ -402,8 +424,63 @@ def _histories(
 
 
 def _splitter(config: StudyConfig) -> ExpandingWalkForward:
-    f = config.forecast
-    return ExpandingWalkForward(f.train_start, f.horizon, f.validation_days)
+    return ExpandingWalkForward.from_config(config.forecast)
+
+
+@dataclass(frozen=True)
+class Compute:
+    """Where the study's jobs run and where its tuning studies live (both optional).
+
+    ``engine`` runs training and tuning jobs (default: this process); ``tuning_storage`` holds
+    the Optuna studies and is required when ``forecast.tuning.enabled``.
+    """
+
+    engine: Engine | None = None
+    tuning_storage: TuningStorage | None = None
+
+
+def _tune(
+    jobs: list[ForecastJob], config: StudyConfig, compute: Compute, progress: Progress
+) -> tuple[list[ForecastJob], list[StudySummary]]:
+    """Tune the tunable jobs (:func:`kallos.forecast.tuned.tune_jobs`), one progress bar over all trials."""
+    if compute.tuning_storage is None:
+        raise ConfigError(
+            "forecast.tuning.enabled needs a database for the Optuna studies; run through "
+            "`kallos run --tune` or pass Compute(tuning_storage=TuningStorage(url))"
+        )
+    budget = total_budget(jobs, config.forecast)
+    if budget == 0:
+        return jobs, []
+    counter = TrialCounter(compute.tuning_storage, study_names(jobs, config.forecast))
+    stop = threading.Event()
+    n_trials = config.forecast.tuning.n_trials
+    title = f"Tuning {budget // n_trials} studies x {n_trials} trials"
+    with progress.stage(title, total=budget) as bar:
+        seen = 0
+
+        def poll() -> None:
+            nonlocal seen
+            while True:
+                c = counter.counts()
+                done = min(c["done"], budget)
+                note = (
+                    f"complete {c['COMPLETE']} · pruned {c['PRUNED']} · failed {c['FAIL']} "
+                    f"· running {c['RUNNING']}"
+                )
+                bar.advance(done - seen, note=note)
+                seen = done
+                if stop.wait(2.0):
+                    return
+
+        watcher = threading.Thread(target=poll, name="kallos-tuning-progress", daemon=True)
+        watcher.start()
+        try:
+            tuned, summaries = tune_jobs(jobs, config, compute.tuning_storage, compute.engine)
+        finally:
+            stop.set()
+            watcher.join()
+            counter.close()
+    return tuned, summaries
 
 
 def _forecast(
@@ -412,17 +489,23 @@ def _forecast(
     registry: ModelRegistry | None,
     progress: Progress,
     names: tuple[str, ...] | None = None,
-) -> tuple[list[JobResult], RegistryStats, pd.DataFrame]:
-    """Run (or serve from the registry) the walk-forward jobs; results, registry counts, forecasts.
+    compute: Compute | None = None,
+) -> tuple[list[JobResult], RegistryStats, pd.DataFrame, list[StudySummary]]:
+    """Run (or serve from the registry) the walk-forward jobs; results, registry counts, forecasts, tuning.
 
-    The forecasts frame holds ``names`` (default ``config.forecast.forecasters``), ensembles
-    combined from their members' forecasts; members not in ``names`` are left out.
+    With ``forecast.tuning.enabled`` the tunable jobs are tuned first and fitted with their
+    chosen trials. The forecasts frame holds ``names`` (default ``config.forecast.forecasters``),
+    ensembles combined from their members' forecasts; members not in ``names`` are left out.
     """
+    compute = compute or Compute()
+    summaries: list[StudySummary] = []
+    if config.forecast.tuning.enabled:
+        jobs, summaries = _tune(jobs, config, compute, progress)
     with progress.stage("Training forecasters (walk-forward)", total=len(jobs)) as bar:
         results, reuse = run_jobs_with_registry(
             jobs,
             registry,
-            n_jobs=config.n_jobs,
+            engine=compute.engine,
             on_done=lambda r: bar.advance(note=f"{r.forecaster} {r.coin_id} {r.fold.key}"),
         )
     if registry is not None:
@@ -433,6 +516,7 @@ def _forecast(
         results,
         reuse,
         with_ensembles(frame, config.forecast.forecasters if names is None else names, config.forecast),
+        summaries,
     )
 
 
@@ -444,12 +528,43 @@ def _check_reaches(panel: MarketPanel, through: pd.Timestamp) -> None:
         )
 
 
+def _walk_forward(
+    panel: MarketPanel, config: StudyConfig, through: pd.Timestamp, progress: Progress
+) -> tuple[pd.DataFrame, pd.DataFrame | None, list[Fold], list[ForecastJob]]:
+    """Universe, CMC checks, folds and forecast jobs of every decision up to ``through``."""
+    bt = config.backtest
+    start, end = pd.Timestamp(bt.start), pd.Timestamp(bt.end)
+    all_dates, _ = decision_calendar(start, end, bt.rebalance, bt.rebalance_day)
+    first_decision = all_dates[0]
+    # Universe: month m+1 chosen at the close of the last day of month m.
+    universe, checks = _universe(panel, config, month_starts(start, min(end, through + pd.Timedelta(days=1))))
+    coins = sorted(universe["coin_id"].unique())
+    # Features (causal indicators) and walk-forward forecasts, every day a coin is investable.
+    histories = _histories(panel, coins, through, progress)
+    folds = _splitter(config).split(first_decision, through)
+    jobs = _forecast_jobs(config, panel, folds, histories, universe, first_decision)
+    return universe, checks, folds, jobs
+
+
+def decide_jobs(panel: MarketPanel, config: StudyConfig) -> list[ForecastJob]:
+    """The walk-forward jobs :func:`decide` would run for ``config`` (nothing is trained).
+
+    One per (forecaster, fold, coin), ensembles expanded into their members; used to size a
+    study (e.g. ``benchmarks/tuned_study.py`` projects the tuned study's cost from it).
+    """
+    validate_study(config)
+    through = pd.Timestamp(config.backtest.end) - pd.Timedelta(days=1)
+    _check_reaches(panel, through)
+    return _walk_forward(panel, config, through, NullProgress())[3]
+
+
 def decide(
     panel: MarketPanel,
     config: StudyConfig,
     through: pd.Timestamp | None = None,
     progress: Progress | None = None,
     registry: ModelRegistry | None = None,
+    compute: Compute | None = None,
 ) -> Decisions:
     """Universe, forecasts and target weights for every decision date up to ``through``.
 
@@ -461,6 +576,7 @@ def decide(
         compares them with and without later data).
     registry : model registry; registered models are reused instead of retrained and new
         ones registered (see :mod:`kallos.forecast.model_store`). None trains everything.
+    compute : execution engine and tuning storage (:class:`Compute`; default: this process).
 
     Raises
     ------
@@ -476,17 +592,9 @@ def decide(
     _check_reaches(panel, through)
     all_dates, recon = decision_calendar(start, end, bt.rebalance, bt.rebalance_day)
     dates = all_dates[all_dates <= through]
-    first_decision = all_dates[0]
 
-    # Universe: month m+1 chosen at the close of the last day of month m.
-    universe, checks = _universe(panel, config, month_starts(start, min(end, through + pd.Timedelta(days=1))))
-    coins = sorted(universe["coin_id"].unique())
-
-    # Features (causal indicators) and walk-forward forecasts, every day a coin is investable.
-    histories = _histories(panel, coins, through, progress)
-    folds = _splitter(config).split(first_decision, through)
-    jobs = _forecast_jobs(config, panel, folds, histories, universe, first_decision)
-    results, reuse, forecasts = _forecast(jobs, config, registry, progress)
+    universe, checks, folds, jobs = _walk_forward(panel, config, through, progress)
+    results, reuse, forecasts, tuning = _forecast(jobs, config, registry, progress, compute=compute)
 
     strategies = build_strategies(config)
     contexts = _contexts(panel, config, universe, forecasts, dates, recon)
@@ -511,6 +619,7 @@ def decide(
         strategies,
         reuse if registry is not None else None,
         checks,
+        tuning,
     )
 
 
@@ -557,6 +666,7 @@ def decide_period(
     current_weights: pd.Series | None = None,
     registry: ModelRegistry | None = None,
     progress: Progress | None = None,
+    compute: Compute | None = None,
 ) -> PeriodDecision:
     """The decision of strategy ``key`` at the close of ``date``, as :func:`decide` would take it.
 
@@ -578,6 +688,8 @@ def decide_period(
         the rest is cash); the optimiser's ``current_weights`` when ``portfolio.turnover_limit`` is
         set (the backtest uses its previous target drifted to ``date``, the same quantity).
     registry : model registry serving and registering the recurrent models.
+    compute : execution engine and tuning storage (with ``forecast.tuning.enabled`` the fold's
+        studies are run, or read back complete from the storage, exactly as :func:`decide` does).
 
     Raises
     ------
@@ -608,7 +720,7 @@ def decide_period(
         members = {c for d in pd.date_range(first_day, date) for c in _investable(panel, universe, d)}
         histories = _histories(panel, sorted(members), date, progress)
         jobs = _forecast_jobs(config, panel, [fold], histories, universe, first, names)
-    _, reuse, forecasts = _forecast(jobs, config, registry, progress, names)
+    _, reuse, forecasts, _ = _forecast(jobs, config, registry, progress, names, compute)
     (ctx,) = _contexts(panel, config, universe, forecasts, pd.DatetimeIndex([date]), recon)
     limited = config.portfolio.turnover_limit is not None
     held = {key: current_weights} if limited and current_weights is not None else None
@@ -653,6 +765,7 @@ def run_study(
     registry: ModelRegistry | None = None,
     trials: TrialCount | int = 0,
     map_fn=map,
+    compute: Compute | None = None,
 ) -> StudyResult:
     """Run the walk-forward study on ``panel`` (see the module docstring).
 
@@ -684,22 +797,38 @@ def run_study(
             f"data end {panel.dates[-1].date()} before backtest.end {end.date()}: import newer data "
             "or set an earlier backtest.end"
         )
-    d = decide(panel, config, progress=progress, registry=registry)
+    d = decide(panel, config, progress=progress, registry=registry, compute=compute)
+    if d.tuning and compute is not None and compute.tuning_storage is not None:
+        # This run's tuning trials are stored now: count them (and every other stored trial).
+        stored = count_trials(compute.tuning_storage.url, compute.tuning_storage.schema_name)
+        base = trials if isinstance(trials, TrialCount) else TrialCount()
+        trials = replace(base, tuning=stored)
     forecasts = d.forecasts.assign(realised=_realised(panel, d.forecasts, config.forecast.horizon))
 
     backtests, variants = {}, {}
+    # backtest.compare_cost_bps: the same weights traded at a second cost, for its net metrics only.
+    compare: dict[str, dict] | None = None if bt.compare_cost_bps is None else {}
     with progress.stage("Backtesting", total=len(d.strategies)) as bar:
         for s in d.strategies:
             w = d.weights[d.weights["key"] == s.key].pivot(index="date", columns="coin_id", values="weight")
-            backtests[s.key] = run_backtest(
+            trade = partial(
+                run_backtest,
                 w,
                 panel.returns,
                 end,
-                bt.cost_bps,
                 slippage_bps=bt.slippage_bps,
                 allow_cash=config.portfolio.allow_cash,
                 cash_rate=bt.cash_rate,
             )
+            backtests[s.key] = trade(cost_bps=bt.cost_bps)
+            if compare is not None:
+                res = trade(cost_bps=bt.compare_cost_bps)
+                compare[s.key] = performance_metrics(
+                    res.returns_net.loc[start:end],
+                    turnover=res.turnover,
+                    holdings=res.holdings,
+                    var_level=config.evaluation.var_level,
+                )
             variants[s.key] = (s.name, s.objective)
             bar.advance()
 
@@ -747,6 +876,7 @@ def run_study(
         forecast_evaluation=evaluation,
         family=family,
         calibration=calibration,
+        metrics_net_compare=compare,
     )
 
 

@@ -9,7 +9,8 @@ stage can import the config back in a circle):
   (:func:`kallos.forecast.registry.check_config`);
 * ``portfolio.objectives`` and the objective in ``trading.strategy``
   (:data:`kallos.portfolio.optimizer.OBJECTIVES`);
-* the rule names of ``trading.max_findings`` (:data:`kallos.data.check.CHECKS`).
+* the rule names of ``trading.max_findings`` (:data:`kallos.data.check.CHECKS`);
+* the parameter names of ``forecast.tuning.space`` (:func:`kallos.forecast.tuned.check_space`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from kallos.config import StudyConfig
 from kallos.data.check import CHECKS
 from kallos.exceptions import ConfigError
 from kallos.forecast.registry import check_config as check_forecasters
+from kallos.forecast.tuned import check_space
 from kallos.portfolio.optimizer import OBJECTIVES
 
 __all__ = ["validate_study"]
@@ -35,9 +37,10 @@ def validate_study(config: StudyConfig) -> StudyConfig:
     ConfigError
         Naming the key and the known choices: an unknown forecaster or setting (see
         :func:`kallos.forecast.registry.check_config`), objective, ``trading.strategy`` or
-        ``trading.max_findings`` rule.
+        ``trading.max_findings`` rule, ``forecast.tuning.space`` parameter.
     """
     check_forecasters(config)
+    check_space(config.forecast)
     objectives = sorted(OBJECTIVES)
     if unknown := [o for o in config.portfolio.objectives if o not in OBJECTIVES]:
         raise ConfigError(f"portfolio.objectives: unknown {unknown}; choose from {objectives}")

@@ -9,9 +9,10 @@ Inputs are the ``results`` dictionary (exactly what is written to ``results.json
 values never raise; they render as an en dash ("–").
 
 The core sections (summary, configuration, data, returns, drawdowns, metrics, weights, tests,
-forecasts) are built here; the statistics, universe, fallback, rolling-Sharpe and turnover
-sections come from the registry in :mod:`kallos.report.sections` and are left out (with their
-table-of-contents entry) when their stage is absent from ``results``. Formatting and the table
+forecasts) are built here; the statistics, universe, fallback, rolling-Sharpe, turnover,
+hyper-parameter tuning and published-results sections come from the registry in
+:mod:`kallos.report.sections` and are left out (with their table-of-contents entry) when
+their stage is absent from ``results``. Formatting and the table
 model live in :mod:`kallos.report.tables`.
 """
 
@@ -376,6 +377,11 @@ def _metrics_table(results: Mapping[str, Any], objectives: Sequence[str], varian
     return Table("metrics-table", caption, table_headers, groups)
 
 
+def _compare_title(results: Mapping[str, Any]) -> str:
+    cost = as_float(get(results, "config", "study", "backtest", "compare_cost_bps"))
+    return f"Net of {cost:g} bps per side" if cost is not None else "Net at the comparison cost"
+
+
 def _adjusted_key(tests: Mapping[str, Any]) -> str:
     correction = str(tests.get("correction") or "holm").lower()
     return {"holm": "p_holm", "bh": "p_bh", "fdr_bh": "p_bh", "benjamini-hochberg": "p_bh"}.get(
@@ -598,6 +604,7 @@ _SECTION_ORDER: tuple[tuple[str, str], ...] = (
     ("summary", "Summary"),
     ("verdicts", "Primary comparisons and verdicts"),
     ("calibration", "Calibration of the primary tests"),
+    ("published", "Published results beside ours"),
     ("configuration", "Configuration"),
     ("data", "Data coverage"),
     ("universe", "Universe construction"),
@@ -612,6 +619,7 @@ _SECTION_ORDER: tuple[tuple[str, str], ...] = (
     ("sharpe", "Sharpe inference and overfitting"),
     ("regimes", "Market regimes"),
     ("quarters", "Quarterly breakdown"),
+    ("tuning", "Hyper-parameter tuning"),
     ("forecasts", "Forecast accuracy"),
     ("forecast-evaluation", "Forecast evaluation"),
     ("residuals", "Forecast residuals"),
@@ -694,6 +702,8 @@ def render_report(
         "drawdown_fig": figure_html(charts.drawdown_figure(returns, objectives), "drawdowns"),
         "drawdown_caption": _returns_caption(returns, "Drawdown from the running peak, net of costs"),
         "metrics": _metrics_table(results, objectives, variants),
+        "metrics_compare": sections.net_compare_table(results, objectives, variants),
+        "metrics_compare_title": _compare_title(results),
         "weights_fig": (
             figure_html(charts.weights_figure(frames.weights, objectives), "weights") if has_weights else None
         ),

@@ -8,7 +8,9 @@ block kind with one macro, so adding a section is adding a builder here.
 
 Statistics keys rendered here follow the results.json contract: ``verdicts``, ``effects``,
 ``sharpe`` / ``trials`` (PSR, DSR, minimum track record length), ``overfitting`` (PBO),
-``regimes``, ``quarters`` and ``universe`` (point-in-time constituents).
+``regimes``, ``quarters`` and ``universe`` (point-in-time constituents), ``tuning``
+(:mod:`kallos.report.tuning`) and ``published`` (:mod:`kallos.report.published`). The "net of X
+bps" table beside the metrics (:func:`net_compare_table`) reads ``strategies.*.metrics_net_compare``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from markupsafe import Markup
 
 from kallos.report import charts
 from kallos.report.blocks import Builder, Figure, Section, SectionContext, TableBlock, Text, records
+from kallos.report.published import published_section
 from kallos.report.tables import (
     DASH,
     Cell,
@@ -45,9 +48,10 @@ from kallos.report.tables import (
     swatch,
     txt,
 )
+from kallos.report.tuning import tuning_section
 from kallos.report.verdicts import answer, calibration_section, primary_section
 
-__all__ = ["SECTIONS", "Section", "SectionContext", "build_sections", "headline"]
+__all__ = ["SECTIONS", "Section", "SectionContext", "build_sections", "headline", "net_compare_table"]
 # Section, SectionContext: re-exported from kallos.report.blocks (the block model of a section).
 
 ROLLING_WINDOW = 90
@@ -540,6 +544,69 @@ def _quarters(ctx: SectionContext) -> Section | None:
     )
 
 
+# ----------------------------------------------------------------------------- net at a comparison cost
+
+
+def net_compare_table(
+    results: Mapping[str, Any], objectives: Sequence[str], variants: Sequence[str]
+) -> Table | None:
+    """Every variant's net metrics at ``backtest.compare_cost_bps`` (``metrics_net_compare``), beside
+    the net Sharpe ratio at the study's own cost; None when the run has no comparison cost."""
+    strategies = get(results, "strategies", default={}) or {}
+    keys = [k for k in variants if isinstance(get(strategies, k, "metrics_net_compare"), Mapping)]
+    if not keys:
+        return None
+    cost = as_float(get(results, "config", "study", "backtest", "cost_bps"))
+    compare = as_float(get(strategies, keys[0], "metrics_net_compare", "cost_bps"))
+    at = f"{compare:g} bps" if compare is not None else DASH
+    cols = [
+        num("total_return", "Total", fmt_pct, f"Total return net of {at} per side"),
+        num("cagr", "CAGR", fmt_pct, f"CAGR net of {at} per side"),
+        num("sharpe", "Sharpe", fmt_float, f"Annualised Sharpe ratio net of {at} per side"),
+        num("sortino", "Sortino", fmt_float),
+        num("calmar", "Calmar", fmt_float),
+        num("max_drawdown", "Max DD", fmt_pct),
+        num("turnover_annual", "TO / yr", lambda v: fmt_pct(v, 0), "One-way turnover per year"),
+    ]
+    own = f"{cost:g} bps" if cost is not None else "the study's cost"
+    groups = []
+    for objective in [*objectives, None]:
+        rows = []
+        for key in (k for k in keys if split(k)[1] == objective):
+            entry = get(strategies, key, default={})
+            rec = get(entry, "metrics_net_compare", default={})
+            sharpe = as_float(rec.get("sharpe"))
+            base = as_float(get(entry, "metrics_net", "sharpe"))
+            delta = sharpe - base if sharpe is not None and base is not None else None
+            rows.append(
+                Row(
+                    [
+                        Cell(swatch(key)),
+                        *record_row(rec, cols).cells,
+                        Cell(fmt_float(delta, 2, signed=True), "num"),
+                    ],
+                    attrs={"data-variant": key},
+                )
+            )
+        if rows:
+            groups.append(Group(objective or "benchmarks", rows))
+    caption = (
+        f"Net of {at} per side: the same target weights traded at backtest.compare_cost_bps instead of "
+        f"backtest.cost_bps = {own}; N = {len(keys)} variants. ΔSharpe: this Sharpe ratio minus the one "
+        f"net of {own}."
+    )
+    return Table(
+        "metrics-compare-table",
+        caption,
+        [
+            Header("variant"),
+            *headers(cols),
+            Header("ΔSharpe", "num", f"Sharpe net of {at} minus net of {own}"),
+        ],
+        groups,
+    )
+
+
 # ----------------------------------------------------------------------------- registry
 
 
@@ -553,6 +620,8 @@ SECTIONS: Mapping[str, tuple[str, Builder]] = {
     "sharpe": ("Sharpe inference and overfitting", _sharpe_inference),
     "regimes": ("Market regimes", _regimes),
     "quarters": ("Quarterly breakdown", _quarters),
+    "tuning": ("Hyper-parameter tuning", tuning_section),
+    "published": ("Published results beside ours", published_section),
 }
 """Section id -> (title, builder). The template places each id; a None result drops the section."""
 
