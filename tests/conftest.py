@@ -103,3 +103,29 @@ def tcp_cluster():
 
     with process_cluster(n_workers=2) as cluster:
         yield cluster
+
+
+# ------------------------------------------------------------------ results.json of a study
+@pytest.fixture(scope="session")
+def results_document(real_store):
+    """``doc(result)``: the validated results.json document of a StudyResult, JSON round-tripped
+    (non-finite numbers refused), with a fixed run identity and the real store's coverage."""
+    import json
+
+    from kallos.pipeline.results import build_results
+    from kallos.report.schema import validate_results
+
+    run = {
+        "run_id": "r",
+        "kallos_version": "0",
+        "created_at": "2024-01-01T00:00:00+00:00",
+        "config_hash": "h",
+    }
+
+    def doc(result, database: str = "sqlite://") -> dict:
+        built = build_results(result, run, real_store.coverage(), database)
+        out = json.loads(json.dumps(built, allow_nan=False))
+        validate_results(out)
+        return out
+
+    return doc

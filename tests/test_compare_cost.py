@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 import numpy as np
@@ -11,9 +10,7 @@ import pytest
 
 from kallos.config import load_config
 from kallos.data import build_panel
-from kallos.pipeline.results import build_results
 from kallos.pipeline.study import run_study
-from kallos.report.schema import validate_results
 
 COMPARE_BPS = 10.0
 
@@ -85,18 +82,9 @@ def test_compare_metrics_recomputed_by_hand_from_turnover(pre_cost) -> None:
     assert np.prod(1 + gross.to_numpy()) - 1 - total > 50 * 2e-6 * n_trades  # the cost is material
 
 
-def test_results_json_carries_the_compare_block(pre_cost, real_store) -> None:
+def test_results_json_carries_the_compare_block(pre_cost, results_document) -> None:
     _, _, result = pre_cost
-    run = {
-        "run_id": "r",
-        "kallos_version": "0",
-        "created_at": "2024-01-01T00:00:00+00:00",
-        "config_hash": "h",
-    }
-    doc = json.loads(
-        json.dumps(build_results(result, run, real_store.coverage(), "sqlite://"), allow_nan=False)
-    )
-    validate_results(doc)
+    doc = results_document(result)
     for key, entry in doc["strategies"].items():
         block = entry["metrics_net_compare"]
         assert block["cost_bps"] == COMPARE_BPS
@@ -104,20 +92,11 @@ def test_results_json_carries_the_compare_block(pre_cost, real_store) -> None:
     assert "published" not in doc  # no preset
 
 
-def test_preset_original_gets_the_published_block(pre_cost, real_store) -> None:
+def test_preset_original_gets_the_published_block(pre_cost, results_document) -> None:
     """build_results adds ``published`` for the preset only; variants it lacks leave our cells empty."""
     _, cfg, result = pre_cost
     preset = replace(result, config=cfg.model_copy(update={"preset": "original"}))
-    run = {
-        "run_id": "r",
-        "kallos_version": "0",
-        "created_at": "2024-01-01T00:00:00+00:00",
-        "config_hash": "h",
-    }
-    doc = json.loads(
-        json.dumps(build_results(preset, run, real_store.coverage(), "sqlite://"), allow_nan=False)
-    )
-    validate_results(doc)
+    doc = results_document(preset)
     block = doc["published"]
     assert block["net_cost_bps"] == COMPARE_BPS and block["tests_column"] == "pre_cost"
     rows = {r["id"]: r for r in block["rows"]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from pydantic import ValidationError
 
@@ -138,3 +139,31 @@ def test_trading_section_is_validated_and_left_out_of_the_study_hash(tmp_path):
     ):
         with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
             load_config(None, overrides)
+
+
+def test_the_original_preset_is_the_published_design():
+    from kallos.config import PRESETS, preset_path
+    from kallos.forecast import ExpandingWalkForward
+    from kallos.pipeline.validate import validate_study
+
+    assert PRESETS == ("original",)
+    cfg = validate_study(load_config(preset_path("original")))
+    assert cfg.preset == "original" and cfg.universe.top_n == 5 and cfg.universe.benchmark_max_weight == 0.35
+    assert (cfg.backtest.start.isoformat(), cfg.backtest.end.isoformat()) == ("2023-01-01", "2024-12-31")
+    assert cfg.backtest.cost_bps == 0 and cfg.backtest.compare_cost_bps == 10
+    assert cfg.forecast.horizon == 30 and cfg.portfolio.cov_lookback == 252
+    assert cfg.portfolio.objectives == ("max_return", "max_quadratic_utility")
+    assert cfg.forecast.tuning.enabled and cfg.forecast.tuning.n_trials == 50
+    # Rolling window: 364 days of training samples, then purge, 91 validation days, purge.
+    fold = ExpandingWalkForward.from_config(cfg.forecast).fold(pd.Timestamp("2023-12-31"))
+    assert (fold.train_end - fold.train_start).days + 1 == 364
+    assert (fold.validation_end - fold.validation_start).days + 1 == 91
+    assert (fold.cutoff - fold.train_start).days + 1 == 515
+
+
+def test_compute_settings_do_not_change_the_config_hash():
+    a = load_config(None, {"compute.scheduler": "none"})
+    b = load_config(None, {"compute.scheduler": "tcp://10.0.0.1:8786", "compute.artifact_dir": "/mnt/m"})
+    assert a.config_hash() == b.config_hash() == load_config().config_hash()
+    with pytest.raises(ConfigError, match=r"compute\.scheduler"):
+        load_config(None, {"compute.scheduler": "dask://x"})

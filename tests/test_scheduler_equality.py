@@ -19,7 +19,6 @@ from kallos.compute import open_engine
 from kallos.config import load_config
 from kallos.forecast.tuned import TuningStorage
 from kallos.pipeline import Compute, run_study
-from kallos.pipeline.results import build_results
 
 from .conftest import PG_URL
 
@@ -41,7 +40,6 @@ OVERRIDES = {
     "evaluation.calibration.size_reps": 0,
     "evaluation.calibration.power_reps": 0,
 }
-RUN = {"run_id": "r", "kallos_version": "0", "created_at": "2026-01-01T00:00:00+00:00", "config_hash": "h"}
 
 
 @pytest.fixture
@@ -65,7 +63,7 @@ def _parquet(frame) -> bytes:
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_tuned_study_is_byte_identical_on_every_engine(
-    real_panel, real_store, dask_engine, tcp_cluster, schemas
+    real_panel, results_document, dask_engine, tcp_cluster, schemas
 ):
     config = load_config(None, OVERRIDES)
     outputs = {}
@@ -73,7 +71,7 @@ def test_tuned_study_is_byte_identical_on_every_engine(
         for name, engine in (("none", none), ("local", dask_engine), ("tcp", tcp)):
             compute = Compute(engine, TuningStorage(PG_URL, schemas()))
             result = run_study(real_panel, config, compute=compute)
-            doc = build_results(result, RUN, real_store.coverage(), "database")
+            doc = results_document(result)
             outputs[name] = (
                 _parquet(result.forecasts),
                 _parquet(result.weights),

@@ -164,3 +164,28 @@ def test_reuse_on_every_backend(any_store, tmp_path, histories, fold, tiny_confi
     assert stats.reused == 2 and not [k for k in spy.trained if k[0] == "gru"]
     assert _preds(first) == _preds(second)
     assert len(reg.entries()) == 2
+
+
+def test_the_store_records_its_artifact_directory_whatever_the_out_dir(
+    tmp_path, histories, fold, tiny_config
+):
+    """Runs with another --out against the same database reuse its models (the artifact directory is
+    the store's), and a configured compute.artifact_dir moves new models without losing old ones."""
+    store = Store(f"sqlite:///{tmp_path / 'kallos.db'}")
+    first = ModelRegistry.for_store(store, tmp_path / "run-a")
+    assert first.root == (tmp_path / "run-a" / "models").resolve()
+    assert store.setting("artifact_dir") == str(first.root)
+    run_jobs_with_registry(_jobs(histories, fold, tiny_config), first, runner=SpyRunner())
+
+    other_out = ModelRegistry.for_store(store, tmp_path / "run-b")  # another --out: same directory
+    assert other_out.root == first.root
+    spy = SpyRunner()
+    _, stats = run_jobs_with_registry(_jobs(histories, fold, tiny_config), other_out, runner=spy)
+    assert (stats.reused, stats.trained) == (2, 0) and not (tmp_path / "run-b").exists()
+
+    shared = tmp_path / "shared-models"
+    moved = ModelRegistry.for_store(store, tmp_path / "run-c", artifact_dir=shared)
+    assert moved.root == shared.resolve() and store.setting("artifact_dir") == str(shared.resolve())
+    _, stats = run_jobs_with_registry(_jobs(histories, fold, tiny_config), moved, runner=SpyRunner())
+    assert stats.reused == 2  # old models found through their recorded paths
+    store.dispose()

@@ -8,7 +8,6 @@ on the real data and reported (``results.json`` and the HTML report), with no ot
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -26,9 +25,9 @@ from kallos.forecast import ForecasterSpec, NetworkSettings, make_forecaster, re
 from kallos.forecast.neural import neural_builder
 from kallos.forecast.training import ParamInit, StackedModule, uniform_init
 from kallos.forecast.tuning import TrainingSpace, tune
-from kallos.pipeline.results import build_results, report_frames
+from kallos.pipeline.results import report_frames
 from kallos.pipeline.study import run_study
-from kallos.report import render_report, validate_results
+from kallos.report import render_report
 
 NAME, LABEL, COLOUR = "last_day_linear", "last-day linear", "#0b7a75"
 
@@ -113,7 +112,7 @@ def test_tuned_for_two_trials_over_its_own_space(plugin, make_history, fold) -> 
     assert "scale" in result.pareto.columns and result.pareto["scale"].between(0.1, 2.0).all()
 
 
-def test_run_and_reported(plugin, real_market, real_store) -> None:
+def test_run_and_reported(plugin, real_market, results_document) -> None:
     market, coins = real_market
     cfg = load_config(
         None,
@@ -128,16 +127,7 @@ def test_run_and_reported(plugin, real_market, real_store) -> None:
         },
     )
     result = run_study(build_panel(market, coins, cfg.quality), cfg)
-    run = {
-        "run_id": "r",
-        "kallos_version": "0",
-        "created_at": "2024-01-01T00:00:00+00:00",
-        "config_hash": "h",
-    }
-    doc = json.loads(
-        json.dumps(build_results(result, run, real_store.coverage(), "sqlite://"), allow_nan=False)
-    )
-    validate_results(doc)
+    doc = results_document(result)
     assert doc["forecasts"]["forecasters"][0] == {
         "name": NAME,
         "label": LABEL,

@@ -92,11 +92,10 @@ def test_write_outputs_round_trips_a_valid_document(
 
 
 @pytest.mark.slow
-def test_real_results_document_is_valid(real_store: Any, real_market: Any) -> None:
+def test_real_results_document_is_valid(real_market: Any, results_document: Any) -> None:
     """build_results on a short study of the real data passes the schema (with the keys it has today)."""
     from kallos.config import load_config
     from kallos.data import build_panel
-    from kallos.pipeline.results import build_results
     from kallos.pipeline.study import run_study
 
     market, coins = real_market
@@ -112,16 +111,7 @@ def test_real_results_document_is_valid(real_store: Any, real_market: Any) -> No
         },
     )
     result = run_study(build_panel(market, coins, cfg.quality), cfg)
-    run = {
-        "run_id": "r",
-        "kallos_version": "0",
-        "created_at": "2024-01-01T00:00:00+00:00",
-        "config_hash": "h",
-    }
-    doc = json.loads(
-        json.dumps(build_results(result, run, real_store.coverage(), "sqlite://"), allow_nan=False)
-    )
-    validate_results(doc)
+    doc = results_document(result)
     assert {"strategies", "tests"} <= set(doc)
     broken = copy.deepcopy(doc)
     key = next(iter(broken["strategies"]))

@@ -45,6 +45,12 @@ __all__ = [
 T = TypeVar("T")
 R = TypeVar("R")
 
+#: A job carries its coin's feature history in the task itself (about 1 MB), so the graph of a
+#: study is tens of MB. Kept in the graph rather than scattered: scattered data dies with its
+#: worker, graph arguments are resent when Dask reruns a killed worker's task. Dask's warning
+#: threshold (10 MB) is raised accordingly.
+GRAPH_WARNING_THRESHOLD = "1GB"
+
 #: Seconds to wait for a ``tcp://`` scheduler to answer before giving up.
 CONNECT_TIMEOUT_S = 20
 
@@ -182,6 +188,13 @@ def open_engine(scheduler: str = "local", n_workers: int = 2) -> Iterator[Engine
     if scheduler == "none":
         yield InProcessEngine()
         return
+    import dask
+
+    with dask.config.set({"distributed.admin.large-graph-warning-threshold": GRAPH_WARNING_THRESHOLD}):
+        yield from _dask_engine(scheduler, n_workers)
+
+
+def _dask_engine(scheduler: str, n_workers: int) -> Iterator[Engine]:
     from distributed import Client, LocalCluster
 
     if scheduler == "local":

@@ -175,6 +175,8 @@ def run_tuning(task: TuningTask) -> StudySummary:
     """
     job = task.job
     storage = task.storage.open()
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar reports the trials
     try:
         study = optuna.create_study(
             study_name=task.study, storage=storage, directions=["minimize", "maximize"], load_if_exists=True
@@ -217,6 +219,7 @@ def run_tuning(task: TuningTask) -> StudySummary:
             network={k: v for k, v in params.items() if k not in TRAINING_KEYS},
         )
     finally:
+        optuna.logging.set_verbosity(verbosity)
         storage.engine.dispose()
 
 

@@ -53,9 +53,10 @@ from kallos.data.locks import store_lock
 from kallos.data.panel import MarketPanel
 from kallos.exceptions import StoreError
 from kallos.forecast.model_store import ModelRegistry
+from kallos.forecast.tuned import TuningStorage
 from kallos.pipeline.persist import make_run_id
 from kallos.pipeline.progress import NullProgress, Progress
-from kallos.pipeline.study import PeriodDecision, decide_period
+from kallos.pipeline.study import Compute, PeriodDecision, decide_period
 from kallos.trading.calendar import account_periods, current_period, cycle_at, is_decision_date
 from kallos.trading.errors import GuardError, TradingError
 from kallos.trading.ledger import OPEN_STATES, Account, Ledger, positions_value
@@ -482,6 +483,8 @@ class Trader:
             current_weights=current,
             registry=self.registry,
             progress=self.progress,
+            # A tuned strategy reads its studies back from the store (run in the backtest first).
+            compute=Compute(tuning_storage=TuningStorage(self.store.url, self.store.schema_name)),
         )
         self._check_fresh(panel, market, decision, period)
         record = self._decision_record(decision, nav)

@@ -27,8 +27,9 @@ from kallos.config import StudyConfig, apply_overrides, build_config
 from kallos.data import Store, build_panel, schema
 from kallos.data.panel import MarketPanel
 from kallos.forecast.model_store import ModelRegistry
+from kallos.forecast.tuned import TuningStorage
 from kallos.pipeline.progress import NullProgress, Progress
-from kallos.pipeline.study import decide
+from kallos.pipeline.study import Compute, decide
 from kallos.pipeline.validate import validate_study
 from kallos.trading.calendar import account_periods
 from kallos.trading.cycle import reference_price_frame
@@ -133,7 +134,14 @@ def compute_parity(
         config.quality,
         snapshots=store.read_table(schema.market_cap_snapshots),
     ).truncate(last)
-    decided = decide(panel, config, through=last, progress=progress or NullProgress(), registry=registry)
+    decided = decide(
+        panel,
+        config,
+        through=last,
+        progress=progress or NullProgress(),
+        registry=registry,
+        compute=Compute(tuning_storage=TuningStorage(store.url, store.schema_name)),
+    )
     key = account.strategy
     targets = decided.weights[decided.weights["key"] == key].pivot(
         index="date", columns="coin_id", values="weight"
