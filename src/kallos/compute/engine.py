@@ -189,6 +189,7 @@ def open_engine(scheduler: str = "local", n_workers: int = 2) -> Iterator[Engine
         yield InProcessEngine()
         return
     import dask
+    import distributed  # noqa: F401 - registers its config defaults before they are changed below
 
     with dask.config.set({"distributed.admin.large-graph-warning-threshold": GRAPH_WARNING_THRESHOLD}):
         yield from _dask_engine(scheduler, n_workers)
