@@ -39,7 +39,8 @@ def test_bad_schedulers_say_what_to_start(monkeypatch):
 def test_an_unwritable_artifact_directory_is_named(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    assert probe_directory(str(tmp_path / "ok")) is None
+    assert probe_directory(str(tmp_path / "new" / "models")) is None
+    assert not (tmp_path / "new").exists()  # the probe leaves nothing behind
     assert probe_directory(str(blocker / "models")) is not None
     with pytest.raises(ConfigError, match=r"compute\.artifact_dir=.*cannot write there"):
         InProcessEngine().check_writable(str(blocker / "models"))

@@ -155,13 +155,24 @@ class DaskEngine:
 
 
 def probe_directory(directory: str) -> str | None:
-    """None if this process can create and remove a file in ``directory``, else why not."""
+    """None if this process can create and remove a file in ``directory``, else why not.
+
+    Directories the probe had to create are removed again: it leaves nothing behind.
+    """
+    path = Path(directory)
+    missing = [p for p in (path, *path.parents) if not p.exists()]
     try:
-        Path(directory).mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=directory, prefix=".kallos-probe-"):
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".kallos-probe-"):
             pass
     except OSError as err:
         return f"{type(err).__name__}: {err.strerror or err}"
+    finally:
+        for created in missing:  # deepest first
+            try:
+                created.rmdir()
+            except OSError:
+                break
     return None
 
 
