@@ -491,7 +491,7 @@ def _(ctx: Ctx) -> None:
 
 @case("live_api_failing_midway_keeps_the_whole_chunks")
 def _(ctx: Ctx) -> None:
-    from kallos.data.live.stub import MarketStub
+    from kallos.testing import MarketStub
 
     bn = pd.read_parquet(ctx.data_dir / "binance_spot_daily" / "long.parquet")
     bn = bn[(bn["coin_id"] == "btc") & (bn["date"] >= "2020-12-25") & (bn["date"] <= "2021-01-25")]

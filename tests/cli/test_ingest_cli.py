@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from kallos.cli.app import app
 from kallos.data import Store
-from kallos.data.live.stub import MarketStub
+from kallos.testing import MarketStub
 
 runner = CliRunner()
 SECRET = "CG-demo-s3cr3t-42"

@@ -30,7 +30,7 @@ from kallos.evaluation.battery import (
 from kallos.evaluation.bootstrap import Resampler
 from kallos.evaluation.dominance import stochastic_dominance
 from kallos.evaluation.sharpe import ledoit_wolf_2008
-from kallos.evaluation.significance import cohens_d, jobson_korkie_memmel, newey_west_maxlags
+from kallos.evaluation.significance import TestResult, cohens_d, jobson_korkie_memmel, newey_west_maxlags
 from kallos.exceptions import ConfigError, DataValidationError
 
 CONTRACT_TESTS = {
@@ -228,6 +228,19 @@ def test_empty_and_tiny_samples_are_recorded_not_raised(resampler):
     frame = _frame({"a": [np.nan] * 5, "b": [0.01, 0.02, 0.0, 0.01, 0.03]})
     table, _ = run_battery(frame, [("o", "a", "b")], resampler)
     assert (table["n"] == 0).all() and table["p_value"].isna().all()
+
+
+def test_every_battery_test_returns_a_test_result_named_by_its_key(returns, resampler):
+    """One result type for every pairwise test: the battery's carry their registry key and the pair's n."""
+    x, y = returns["gru/max_sharpe"].to_numpy(), returns["hist/max_sharpe"].to_numpy()
+    s = PairSample(x, y, resampler.draws(x.size))
+    for name, test in BATTERY.items():
+        res = test(s)
+        assert isinstance(res, TestResult), name
+        assert (res.test, res.n) == (name, x.size)
+        assert np.isfinite(res.statistic) and 0.0 <= res.p_value <= 1.0, name
+        assert (res.effect is None) == (res.effect_name is None), name
+        assert (res.ci_low is None) == (res.ci_high is None), name
 
 
 def test_pair_sample_is_degenerate_when_short():

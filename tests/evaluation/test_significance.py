@@ -21,11 +21,16 @@ from kallos.evaluation.significance import (
     adjust_pvalues,
     cohens_d,
     jobson_korkie_memmel,
+    jobson_korkie_memmel_arrays,
     ks_test,
+    ks_test_arrays,
     mann_whitney,
+    mann_whitney_arrays,
     newey_west_maxlags,
     paired_t_hac,
+    paired_t_hac_arrays,
     variance_test,
+    variance_test_arrays,
 )
 from kallos.exceptions import ConfigError, DataValidationError
 
@@ -299,6 +304,32 @@ def test_test_result_is_frozen_and_not_collected():
         res.statistic = 2.0  # type: ignore[misc]
     assert TestResult.__test__ is False
     assert res.detail == {}
+    # the effect fields (filled by the exploratory battery) are absent unless given
+    assert (res.effect, res.ci_low, res.ci_high, res.effect_name) == (None, None, None, None)
+
+
+def test_degenerate_result_is_nan_and_keeps_its_detail():
+    res = TestResult.degenerate("t_test_hac", 2, maxlags=0)
+    assert (res.test, res.n, res.detail) == ("t_test_hac", 2, {"maxlags": 0})
+    assert math.isnan(res.statistic) and math.isnan(res.p_value) and res.effect is None
+
+
+@pytest.mark.parametrize(
+    ("series_test", "array_test"),
+    [
+        (paired_t_hac, paired_t_hac_arrays),
+        (jobson_korkie_memmel, jobson_korkie_memmel_arrays),
+        (ks_test, ks_test_arrays),
+        (mann_whitney, mann_whitney_arrays),
+        (variance_test, variance_test_arrays),
+    ],
+)
+def test_array_twins_equal_the_series_tests_on_aligned_data(pair, series_test, array_test):
+    a, b = pair
+    b = b.copy()
+    b.iloc[[3, 50]] = np.nan  # the series test drops these days; the array test gets them dropped
+    keep = b.notna()
+    assert array_test(a[keep].to_numpy(), b[keep].to_numpy()) == series_test(a, b)
 
 
 # ---------------------------------------------------------------- multiple testing

@@ -12,8 +12,7 @@ import pytest
 from kallos.config import load_config
 from kallos.data import Store, schema
 from kallos.data.live import RetryPolicy
-from kallos.data.live.stub import MarketStub
-from kallos.data.live.stub_spot import SpotExchange, SpotMarket
+from kallos.testing import MarketStub, SpotExchange, SpotMarket
 from kallos.trading import PaperVenue, Trader, cycle_at
 from kallos.trading.binance import BinanceVenue
 

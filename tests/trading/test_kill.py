@@ -19,8 +19,7 @@ import pandas as pd
 import pytest
 
 from kallos.data import Store, build_panel
-from kallos.data.live.stub import MarketStub
-from kallos.data.live.stub_spot import SpotExchange, SpotMarket
+from kallos.testing import MarketStub, SpotExchange, SpotMarket
 from kallos.trading import Ledger, reference_prices
 
 from .conftest import (

@@ -185,7 +185,7 @@ def test_cycle_ingests_the_missing_days_waiting_for_coingecko(small_store, tmp_p
     """The store ends two days before the close; the cycle waits for CoinGecko's 00:40 publication,
     ingests both sources from the stub, then trades."""
     from kallos.data.live import BinanceClient, CoinGeckoClient, RetryPolicy
-    from kallos.data.live.stub import MarketStub
+    from kallos.testing import MarketStub
 
     period = PERIODS[-1]  # 2026-01-11
     with small_store.engine.begin() as conn:

@@ -19,7 +19,7 @@ import itertools
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Final, Protocol
 
@@ -36,7 +36,7 @@ from kallos.evaluation.breakdowns import (
     regime_metrics,
 )
 from kallos.evaluation.dominance import dominance_from_curves, integrated_cdf, integrated_cdfs, quantile_grid
-from kallos.evaluation.metrics import _iso_date
+from kallos.evaluation.metrics import iso_date
 from kallos.evaluation.overfitting import OverfittingResult, probability_of_backtest_overfitting
 from kallos.evaluation.primary import PrimaryFamily, PrimaryResult, declare_primary_family, run_primary
 from kallos.evaluation.sharpe import (
@@ -47,13 +47,13 @@ from kallos.evaluation.sharpe import (
     sharpe_stats,
 )
 from kallos.evaluation.significance import (
-    _brown_forsythe,
-    _jkm_arrays,
-    _ks_2samp,
-    _mannwhitneyu,
-    _t_hac_arrays,
-    _two_sample_arrays,
+    TestResult,
     adjust_pvalues,
+    jobson_korkie_memmel_arrays,
+    ks_test_arrays,
+    mann_whitney_arrays,
+    paired_t_hac_arrays,
+    variance_test_arrays,
 )
 from kallos.exceptions import ConfigError, DataValidationError
 from kallos.types import PERIODS_PER_YEAR
@@ -68,7 +68,6 @@ __all__ = [
     "PairSample",
     "PanelCache",
     "StudyStatistics",
-    "TestOutcome",
     "TrialCount",
     "comparison_pairs",
     "evaluate",
@@ -254,38 +253,37 @@ class PairSample:
         return float(lo), float(hi)
 
 
-@dataclass(frozen=True)
-class TestOutcome:
-    """One test on one pair: statistic, two-sided p-value and an optional effect with a CI."""
-
-    __test__ = False
-
-    statistic: float
-    p_value: float
-    effect: float | None = None
-    ci_low: float | None = None
-    ci_high: float | None = None
-    effect_name: str | None = None
-
-
-_DEGENERATE = TestOutcome(_NAN, _NAN)
+_OUTCOME_COLUMNS: Final[tuple[str, ...]] = (
+    "statistic",
+    "p_value",
+    "effect",
+    "ci_low",
+    "ci_high",
+    "effect_name",
+)
+"""The fields of a battery :class:`~kallos.evaluation.significance.TestResult` a record keeps."""
 
 
 def _z(alpha: float) -> float:
     return float(stats.norm.ppf(1.0 - alpha / 2.0))
 
 
-def _test_t_hac(s: PairSample) -> TestOutcome:
-    res = _t_hac_arrays(s.x, s.y)
+def _test_t_hac(s: PairSample) -> TestResult:
+    res = paired_t_hac_arrays(s.x, s.y)
     ann = s.periods_per_year
     mean, se, df = res.detail.get("mean_diff", _NAN), res.detail.get("se", _NAN), res.detail.get("df", _NAN)
     half = float(stats.t.ppf(1.0 - s.alpha / 2.0, df)) * se if math.isfinite(df) else _NAN
-    return TestOutcome(
-        res.statistic, res.p_value, mean * ann, (mean - half) * ann, (mean + half) * ann, "mean_diff_annual"
+    return replace(
+        res,
+        test="paired_t_hac",
+        effect=mean * ann,
+        ci_low=(mean - half) * ann,
+        ci_high=(mean + half) * ann,
+        effect_name="mean_diff_annual",
     )
 
 
-def _test_wilcoxon(s: PairSample) -> TestOutcome:
+def _test_wilcoxon(s: PairSample) -> TestResult:
     """Wilcoxon signed-rank test of ``x - y`` (scipy defaults, zero differences dropped).
 
     Effect: matched-pairs rank-biserial correlation ``(W+ - W-) / (W+ + W-)`` (Kerby, 2014).
@@ -293,46 +291,52 @@ def _test_wilcoxon(s: PairSample) -> TestOutcome:
     d = s.x - s.y
     d = d[np.abs(d) > 1e-15 * max(float(np.max(np.abs(s.x))), float(np.max(np.abs(s.y))), 1e-300)]
     if d.size < 3:
-        return _DEGENERATE
+        return TestResult.degenerate("wilcoxon", s.n, n_nonzero=int(d.size))
     res = stats.wilcoxon(d)
     ranks = stats.rankdata(np.abs(d))
     w_plus, w_minus = ranks[d > 0].sum(), ranks[d < 0].sum()
     rb = float((w_plus - w_minus) / (w_plus + w_minus))
-    return TestOutcome(float(res.statistic), float(res.pvalue), rb, None, None, "rank_biserial")
-
-
-def _test_mann_whitney(s: PairSample) -> TestOutcome:
-    res = _two_sample_arrays("mann_whitney", s.x, s.y, _mannwhitneyu)
-    return TestOutcome(
-        res.statistic, res.p_value, res.statistic / (s.n * s.n), None, None, "prob_superiority"
+    return TestResult(
+        test="wilcoxon",
+        statistic=float(res.statistic),
+        p_value=float(res.pvalue),
+        n=s.n,
+        detail={"n_nonzero": int(d.size)},
+        effect=rb,
+        effect_name="rank_biserial",
     )
 
 
-def _test_ks(s: PairSample) -> TestOutcome:
-    res = _two_sample_arrays("ks", s.x, s.y, _ks_2samp)
-    return TestOutcome(res.statistic, res.p_value)
+def _test_mann_whitney(s: PairSample) -> TestResult:
+    res = mann_whitney_arrays(s.x, s.y)
+    return replace(
+        res, test="mann_whitney", effect=res.statistic / (s.n * s.n), effect_name="prob_superiority"
+    )
 
 
-def _test_brown_forsythe(s: PairSample) -> TestOutcome:
-    res = _two_sample_arrays("variance_brown_forsythe", s.x, s.y, _brown_forsythe)
+def _test_ks(s: PairSample) -> TestResult:
+    return replace(ks_test_arrays(s.x, s.y), test="ks")
+
+
+def _test_brown_forsythe(s: PairSample) -> TestResult:
+    res = variance_test_arrays(s.x, s.y)
     ratio = float(s.x.std(ddof=1) / s.y.std(ddof=1))
-    return TestOutcome(res.statistic, res.p_value, ratio, None, None, "volatility_ratio")
+    return replace(res, test="variance_brown_forsythe", effect=ratio, effect_name="volatility_ratio")
 
 
-def _test_jkm(s: PairSample) -> TestOutcome:
-    res = _jkm_arrays(s.x, s.y)
+def _test_jkm(s: PairSample) -> TestResult:
+    res = jobson_korkie_memmel_arrays(s.x, s.y)
     sr_a, sr_b, rho = (res.detail.get(k, _NAN) for k in ("sharpe_a", "sharpe_b", "rho"))
     root = math.sqrt(s.periods_per_year)
     diff = sr_a - sr_b
     v = (2.0 - 2.0 * rho + 0.5 * (sr_a**2 + sr_b**2 - 2.0 * sr_a * sr_b * rho**2)) / s.n
     half = _z(s.alpha) * math.sqrt(max(v, 0.0)) if math.isfinite(v) else _NAN
-    return TestOutcome(
-        res.statistic,
-        res.p_value,
-        diff * root,
-        (diff - half) * root,
-        (diff + half) * root,
-        "sharpe_diff_annual",
+    return replace(
+        res,
+        effect=diff * root,
+        ci_low=(diff - half) * root,
+        ci_high=(diff + half) * root,
+        effect_name="sharpe_diff_annual",
     )
 
 
@@ -341,25 +345,39 @@ def _ddof1(n: int) -> float:
     return math.sqrt((n - 1.0) / n)
 
 
-def _test_ledoit_wolf(s: PairSample) -> TestOutcome:
+def _test_ledoit_wolf(s: PairSample) -> TestResult:
     res = ledoit_wolf_from_block_sums(s.moments, s.block_sums, s.draws.block_sizes)
     scale = math.sqrt(s.periods_per_year) * _ddof1(s.n)
     lo, hi = s.percentile_ci(res.boot_sharpe_diff * scale)
-    return TestOutcome(res.statistic, res.p_value, res.sharpe_diff * scale, lo, hi, "sharpe_diff_annual")
+    return TestResult(
+        test="ledoit_wolf_2008",
+        statistic=res.statistic,
+        p_value=res.p_value,
+        n=s.n,
+        effect=res.sharpe_diff * scale,
+        ci_low=lo,
+        ci_high=hi,
+        effect_name="sharpe_diff_annual",
+    )
 
 
-def _dominance(order: int) -> Callable[[PairSample], TestOutcome]:
-    def run(s: PairSample) -> TestOutcome:
+def _dominance(order: int) -> Callable[[PairSample], TestResult]:
+    def run(s: PairSample) -> TestResult:
         res = dominance_from_curves(*s.curves(order), s.n)
-        return TestOutcome(
-            res.statistic, res.p_value, float(res.direction), None, None, "dominance_direction"
+        return TestResult(
+            test=f"sd{order}",
+            statistic=res.statistic,
+            p_value=res.p_value,
+            n=s.n,
+            effect=float(res.direction),
+            effect_name="dominance_direction",
         )
 
     run.__doc__ = f"Stochastic dominance of order {order} (see kallos.evaluation.dominance)."
     return run
 
 
-BATTERY: Final[dict[str, Callable[[PairSample], TestOutcome]]] = {
+BATTERY: Final[dict[str, Callable[[PairSample], TestResult]]] = {
     "paired_t_hac": _test_t_hac,
     "wilcoxon": _test_wilcoxon,
     "mann_whitney": _test_mann_whitney,
@@ -371,6 +389,9 @@ BATTERY: Final[dict[str, Callable[[PairSample], TestOutcome]]] = {
     "sd2": _dominance(2),
 }
 """Test name (the ``test`` values of ``results.json``) -> test on a :class:`PairSample`.
+
+Each returns a :class:`~kallos.evaluation.significance.TestResult` whose ``test`` is its key
+here, with the effect fields filled as below (None where a test has no effect or interval).
 
 Effects: ``paired_t_hac`` annual mean difference with its HAC t interval; ``wilcoxon``
 rank-biserial correlation; ``mann_whitney`` ``U / n^2`` (probability a's day beats b's);
@@ -514,8 +535,8 @@ def run_battery(
             "a": a,
             "b": b,
             "n": s.n,
-            "start": _iso_date(common.index[0]) if s.n else "",
-            "end": _iso_date(common.index[-1]) if s.n else "",
+            "start": iso_date(common.index[0]) if s.n else "",
+            "end": iso_date(common.index[-1]) if s.n else "",
             "mean_diff_annual": float((x - y).mean() * periods_per_year) if s.n else _NAN,
         }
         eff = pair_effects(s)
@@ -524,8 +545,8 @@ def run_battery(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             for name in names:
-                out = _DEGENERATE if s.degenerate else BATTERY[name](s)
-                rows.append({**info, "test": name, **out.__dict__})
+                out = TestResult.degenerate(name, s.n) if s.degenerate else BATTERY[name](s)
+                rows.append({**info, "test": name, **{k: getattr(out, k) for k in _OUTCOME_COLUMNS}})
 
     table = pd.DataFrame(rows, columns=list(RECORD_COLUMNS))
     for col in ("statistic", "p_value", "cohens_d", "mean_diff_annual"):

@@ -19,6 +19,8 @@ from kallos.types import PERIODS_PER_YEAR
 __all__ = [
     "cumulative_returns",
     "drawdown",
+    "is_constant",
+    "iso_date",
     "performance_metrics",
     "rolling_sharpe",
 ]
@@ -26,8 +28,21 @@ __all__ = [
 _NAN = float("nan")
 
 
-def _iso_date(value: object) -> str:
-    """ISO-8601 date string of an index label (the label as text when it is not a date)."""
+def iso_date(value: object) -> str:
+    """ISO-8601 calendar date of an index label, for the ``start``/``end`` fields of results.
+
+    Parameters
+    ----------
+    value : object
+        An index label: a ``datetime.date``, ``datetime.datetime``, ``pd.Timestamp`` (tz-aware or
+        naive) or ``np.datetime64``; anything else is returned as ``str(value)``.
+
+    Returns
+    -------
+    str
+        ``"YYYY-MM-DD"``, the label's date in its own time zone (no conversion; the canonical
+        panel is stamped at the UTC close), or the label as text when it is not a date.
+    """
     if isinstance(value, (dt.date, np.datetime64)):
         return pd.Timestamp(value).date().isoformat()
     return str(value)
@@ -37,11 +52,28 @@ _CONSTANT_RTOL = 1e-12
 """Spread below this fraction of the data's magnitude counts as zero variance (rounding noise)."""
 
 
-def _is_constant(x: np.ndarray, scale: float | None = None) -> bool:
+def is_constant(x: np.ndarray, scale: float | None = None) -> bool:
     """True when ``x`` has zero variance up to rounding noise.
 
-    ``max(x) - min(x) <= 1e-12 * scale``, where ``scale`` defaults to ``max(|x|)``; pass the
-    magnitude of the operands when ``x`` is a difference of two series.
+    Parameters
+    ----------
+    x : ndarray of shape (n,)
+        Values without NaN (e.g. daily simple returns, or a difference of two return series).
+    scale : float, optional
+        Magnitude the spread is compared with; default ``max(|x|)``. Pass the magnitude of the
+        operands when ``x`` is a difference of two series (their difference can be tiny and still
+        not constant).
+
+    Returns
+    -------
+    bool
+        ``max(x) - min(x) <= 1e-12 * scale``; True for an empty array.
+
+    Notes
+    -----
+    A relative threshold (not ``ptp == 0``) because a series that is constant on paper, such as a
+    difference of two identical strategies computed in a different order, carries rounding noise of
+    order ``1e-16`` times its magnitude.
     """
     if x.size == 0:
         return True
@@ -294,8 +326,8 @@ def performance_metrics(
     r = r_series.to_numpy()
     n = int(r.size)
     out: dict[str, float | int | str] = {
-        "start": _iso_date(r_series.index[0]) if n else "",
-        "end": _iso_date(r_series.index[-1]) if n else "",
+        "start": iso_date(r_series.index[0]) if n else "",
+        "end": iso_date(r_series.index[-1]) if n else "",
         "n_days": n,
     }
     keys = (
@@ -319,7 +351,7 @@ def performance_metrics(
         return out
 
     ann = float(periods_per_year)
-    constant = _is_constant(r)
+    constant = is_constant(r)
 
     total_return = float(np.prod(1.0 + r) - 1.0)
     growth = 1.0 + total_return

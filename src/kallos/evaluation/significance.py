@@ -2,9 +2,11 @@
 
 Every pairwise test takes two daily simple-return series ``a`` and ``b`` (not percent),
 aligns them on their common dates, drops the dates where either is NaN, and returns a
-:class:`TestResult`. Degenerate samples (fewer than 3 paired days, or no variance where
-the statistic needs some) give a NaN statistic and p-value instead of raising, so a
-study run goes on and records the failure as data.
+:class:`TestResult`. Each has an ``*_arrays`` twin that takes two aligned NaN-free arrays
+instead (what the exploratory battery, :mod:`kallos.evaluation.battery`, calls). Degenerate
+samples (fewer than 3 paired days, or no variance where the statistic needs some) give a NaN
+statistic and p-value instead of raising, so a study run goes on and records the failure as
+data.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import statsmodels.api as sm
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from kallos.evaluation.metrics import _is_constant as _constant
+from kallos.evaluation.metrics import is_constant
 from kallos.exceptions import ConfigError, DataValidationError
 
 __all__ = [
@@ -29,11 +31,16 @@ __all__ = [
     "adjust_pvalues",
     "cohens_d",
     "jobson_korkie_memmel",
+    "jobson_korkie_memmel_arrays",
     "ks_test",
+    "ks_test_arrays",
     "mann_whitney",
+    "mann_whitney_arrays",
     "newey_west_maxlags",
     "paired_t_hac",
+    "paired_t_hac_arrays",
     "variance_test",
+    "variance_test_arrays",
 ]
 
 _NAN = float("nan")
@@ -42,12 +49,18 @@ _MIN_OBS: Final[int] = 3
 
 @dataclass(frozen=True)
 class TestResult:
-    """Outcome of one two-sample test.
+    """Outcome of one test on one pair of daily return series.
+
+    The one result type of the pairwise tests: the functions of this module return it, and so
+    does every test of the exploratory battery (:data:`kallos.evaluation.battery.BATTERY`), which
+    also fills the effect fields.
 
     Attributes
     ----------
     test : str
-        Name of the test (a key of :data:`PAIRWISE_TESTS`).
+        Name of the test: the function's own (``"t_test_hac"``, ``"jobson_korkie_memmel"``,
+        ``"kolmogorov_smirnov"``, ``"mann_whitney_u"``, ``"brown_forsythe"``), or the battery's
+        registry key.
     statistic : float
         Test statistic (t, z, D, U or W, see the test); NaN for a degenerate sample.
     p_value : float
@@ -56,6 +69,13 @@ class TestResult:
         Number of paired daily observations used (common dates, NaN pairs dropped).
     detail : dict
         Test-specific extras (e.g. the daily mean difference, the HAC lag count).
+    effect : float, optional
+        Effect size of the pair, in the units ``effect_name`` names (e.g. an annualised Sharpe
+        difference, a rank-biserial correlation); None when the test reports none.
+    ci_low, ci_high : float, optional
+        Two-sided ``1 - alpha`` confidence interval of ``effect``; None when the test has none.
+    effect_name : str, optional
+        What ``effect`` measures (``"sharpe_diff_annual"``, ``"mean_diff_annual"``, ...).
     """
 
     __test__ = False  # not a pytest test class
@@ -65,6 +85,15 @@ class TestResult:
     p_value: float
     n: int
     detail: dict[str, Any] = field(default_factory=dict)
+    effect: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    effect_name: str | None = None
+
+    @classmethod
+    def degenerate(cls, test: str, n: int, **detail: Any) -> TestResult:
+        """The result of a sample the test is undefined on: NaN statistic and p-value."""
+        return cls(test=test, statistic=_NAN, p_value=_NAN, n=n, detail=dict(detail))
 
 
 def _align(a: pd.Series, b: pd.Series) -> pd.DataFrame:
@@ -75,10 +104,6 @@ def _align(a: pd.Series, b: pd.Series) -> pd.DataFrame:
         join="inner",
     )
     return frame.dropna()
-
-
-def _nan_result(test: str, n: int, **detail: Any) -> TestResult:
-    return TestResult(test=test, statistic=_NAN, p_value=_NAN, n=n, detail=dict(detail))
 
 
 def newey_west_maxlags(n_obs: int) -> int:
@@ -149,19 +174,32 @@ def paired_t_hac(a: pd.Series, b: pd.Series, maxlags: int | None = None) -> Test
     if maxlags is not None and maxlags < 0:
         raise ValueError(f"maxlags must be non-negative, got {maxlags}")
     pairs = _align(a, b)
-    return _t_hac_arrays(pairs["a"].to_numpy(), pairs["b"].to_numpy(), maxlags)
+    return paired_t_hac_arrays(pairs["a"].to_numpy(), pairs["b"].to_numpy(), maxlags)
 
 
-def _t_hac_arrays(x: np.ndarray, y: np.ndarray, maxlags: int | None = None) -> TestResult:
-    """:func:`paired_t_hac` on aligned NaN-free arrays."""
+def paired_t_hac_arrays(x: np.ndarray, y: np.ndarray, maxlags: int | None = None) -> TestResult:
+    """:func:`paired_t_hac` on two aligned arrays.
+
+    Parameters
+    ----------
+    x, y : ndarray of shape (n_days,)
+        Daily simple returns of the two strategies on the same days, no NaN.
+    maxlags : int, optional
+        HAC lag truncation; default :func:`newey_west_maxlags` of ``n_days``.
+
+    Returns
+    -------
+    TestResult
+        As :func:`paired_t_hac` (``test="t_test_hac"``).
+    """
     name = "t_test_hac"
     d = x - y
     n = int(d.size)
     lags = newey_west_maxlags(n) if maxlags is None else int(maxlags)
     mean_diff = float(d.mean()) if n else _NAN
     scale = max(float(np.abs(x).max()), float(np.abs(y).max())) if n else 0.0
-    if n < _MIN_OBS or _constant(d, scale):
-        return _nan_result(name, n, mean_diff=mean_diff, maxlags=lags)
+    if n < _MIN_OBS or is_constant(d, scale):
+        return TestResult.degenerate(name, n, mean_diff=mean_diff, maxlags=lags)
     fit = sm.OLS(d, np.ones((n, 1))).fit(
         cov_type="HAC", cov_kwds={"maxlags": lags, "use_correction": True}, use_t=True
     )
@@ -219,15 +257,27 @@ def jobson_korkie_memmel(a: pd.Series, b: pd.Series) -> TestResult:
        Sharpe ratio". Journal of Empirical Finance, 15(5), 850-859.
     """
     pairs = _align(a, b)
-    return _jkm_arrays(pairs["a"].to_numpy(), pairs["b"].to_numpy())
+    return jobson_korkie_memmel_arrays(pairs["a"].to_numpy(), pairs["b"].to_numpy())
 
 
-def _jkm_arrays(x: np.ndarray, y: np.ndarray) -> TestResult:
-    """:func:`jobson_korkie_memmel` on aligned NaN-free arrays."""
+def jobson_korkie_memmel_arrays(x: np.ndarray, y: np.ndarray) -> TestResult:
+    """:func:`jobson_korkie_memmel` on two aligned arrays.
+
+    Parameters
+    ----------
+    x, y : ndarray of shape (n_days,)
+        Daily simple returns of the two strategies on the same days, no NaN.
+
+    Returns
+    -------
+    TestResult
+        As :func:`jobson_korkie_memmel` (``test="jobson_korkie_memmel"``; ``detail`` holds the
+        daily Sharpe ratios ``sharpe_a``, ``sharpe_b`` and ``rho``).
+    """
     name = "jobson_korkie_memmel"
     n = int(x.size)
-    if n < _MIN_OBS or _constant(x) or _constant(y):
-        return _nan_result(name, n)
+    if n < _MIN_OBS or is_constant(x) or is_constant(y):
+        return TestResult.degenerate(name, n)
     sr_a = float(x.mean() / x.std(ddof=1))
     sr_b = float(y.mean() / y.std(ddof=1))
     rho = float(np.clip(np.corrcoef(x, y)[0, 1], -1.0, 1.0))
@@ -250,24 +300,20 @@ def _jkm_arrays(x: np.ndarray, y: np.ndarray) -> TestResult:
 
 
 def _both_constant(pairs: pd.DataFrame) -> bool:
-    return _constant(pairs["a"].to_numpy()) and _constant(pairs["b"].to_numpy())
-
-
-def _scipy_two_sample(name: str, a: pd.Series, b: pd.Series, func: Callable[..., Any]) -> TestResult:
-    pairs = _align(a, b)
-    return _two_sample_arrays(name, pairs["a"].to_numpy(), pairs["b"].to_numpy(), func)
+    return is_constant(pairs["a"].to_numpy()) and is_constant(pairs["b"].to_numpy())
 
 
 def _two_sample_arrays(name: str, x: np.ndarray, y: np.ndarray, func: Callable[..., Any]) -> TestResult:
+    """A scipy two-sample test ``func(x, y)`` on aligned NaN-free arrays, NaN when degenerate."""
     n = int(x.size)
-    if n < _MIN_OBS or (_constant(x) and _constant(y)):
-        return _nan_result(name, n)
+    if n < _MIN_OBS or (is_constant(x) and is_constant(y)):
+        return TestResult.degenerate(name, n)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         res = func(x, y)
     statistic, p_value = float(res.statistic), float(res.pvalue)
     if not (math.isfinite(statistic) and math.isfinite(p_value)):
-        return _nan_result(name, n)
+        return TestResult.degenerate(name, n)
     return TestResult(test=name, statistic=statistic, p_value=p_value, n=n)
 
 
@@ -281,6 +327,26 @@ def _mannwhitneyu(x: np.ndarray, y: np.ndarray) -> Any:
 
 def _brown_forsythe(x: np.ndarray, y: np.ndarray) -> Any:
     return stats.levene(x, y, center="median")
+
+
+def _aligned_arrays(a: pd.Series, b: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    pairs = _align(a, b)
+    return pairs["a"].to_numpy(), pairs["b"].to_numpy()
+
+
+def ks_test_arrays(x: np.ndarray, y: np.ndarray) -> TestResult:
+    """:func:`ks_test` on two arrays of daily simple returns (no NaN), ``test="kolmogorov_smirnov"``."""
+    return _two_sample_arrays("kolmogorov_smirnov", x, y, _ks_2samp)
+
+
+def mann_whitney_arrays(x: np.ndarray, y: np.ndarray) -> TestResult:
+    """:func:`mann_whitney` on two arrays of daily simple returns (no NaN), ``test="mann_whitney_u"``."""
+    return _two_sample_arrays("mann_whitney_u", x, y, _mannwhitneyu)
+
+
+def variance_test_arrays(x: np.ndarray, y: np.ndarray) -> TestResult:
+    """:func:`variance_test` on two arrays of daily simple returns (no NaN), ``test="brown_forsythe"``."""
+    return _two_sample_arrays("brown_forsythe", x, y, _brown_forsythe)
 
 
 def ks_test(a: pd.Series, b: pd.Series) -> TestResult:
@@ -311,7 +377,7 @@ def ks_test(a: pd.Series, b: pd.Series) -> TestResult:
     .. [2] SciPy ``scipy.stats.ks_2samp``,
        https://docs.scipy.org/doc/scipy/reference/generated/scipy.stats.ks_2samp.html
     """
-    return _scipy_two_sample("kolmogorov_smirnov", a, b, _ks_2samp)
+    return ks_test_arrays(*_aligned_arrays(a, b))
 
 
 def mann_whitney(a: pd.Series, b: pd.Series) -> TestResult:
@@ -342,7 +408,7 @@ def mann_whitney(a: pd.Series, b: pd.Series) -> TestResult:
     .. [2] SciPy ``scipy.stats.mannwhitneyu``,
        https://docs.scipy.org/doc/scipy/reference/generated/scipy.stats.mannwhitneyu.html
     """
-    return _scipy_two_sample("mann_whitney_u", a, b, _mannwhitneyu)
+    return mann_whitney_arrays(*_aligned_arrays(a, b))
 
 
 def variance_test(a: pd.Series, b: pd.Series) -> TestResult:
@@ -372,7 +438,7 @@ def variance_test(a: pd.Series, b: pd.Series) -> TestResult:
     .. [2] SciPy ``scipy.stats.levene``,
        https://docs.scipy.org/doc/scipy/reference/generated/scipy.stats.levene.html
     """
-    return _scipy_two_sample("brown_forsythe", a, b, _brown_forsythe)
+    return variance_test_arrays(*_aligned_arrays(a, b))
 
 
 def cohens_d(a: pd.Series, b: pd.Series) -> float:

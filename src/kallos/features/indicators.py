@@ -29,7 +29,7 @@ import pandas as pd
 import talib
 
 from kallos.exceptions import ConfigError, DataValidationError
-from kallos.features.labels import _check_daily_index
+from kallos.features.labels import check_daily_index
 
 __all__ = [
     "FAMILIES",
@@ -564,7 +564,7 @@ def _validated_arrays(bars: pd.DataFrame, coin_id: str | None) -> dict[str, np.n
     missing = [c for c in _REQUIRED_COLUMNS if c not in bars.columns]
     if missing:
         raise DataValidationError(f"bars{who}: missing column(s) {missing}; need {list(_REQUIRED_COLUMNS)}")
-    _check_daily_index(bars.index, what="bars", coin_id=coin_id)
+    check_daily_index(bars.index, what="bars", coin_id=coin_id)
     arrays: dict[str, np.ndarray] = {}
     for col in _REQUIRED_COLUMNS:
         try:

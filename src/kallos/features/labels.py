@@ -13,7 +13,7 @@ import pandas as pd
 
 from kallos.exceptions import DataValidationError
 
-__all__ = ["forward_log_return", "trailing_log_return"]
+__all__ = ["check_daily_index", "forward_log_return", "trailing_log_return"]
 
 _ONE_DAY = pd.Timedelta(days=1)
 
@@ -26,8 +26,11 @@ def _fmt(ts: pd.Timestamp) -> str:
     return "NaT" if pd.isna(ts) else ts.date().isoformat()
 
 
-def _check_daily_index(index: pd.Index, *, what: str, coin_id: str | None = None) -> None:
+def check_daily_index(index: pd.Index, *, what: str, coin_id: str | None = None) -> None:
     """Raise unless ``index`` is a DatetimeIndex stepping exactly one calendar day per row.
+
+    The guard that makes a horizon or lookback counted in rows one counted in days: the labels
+    here and :func:`kallos.features.indicators.compute_indicators` call it on their input.
 
     Parameters
     ----------
@@ -80,7 +83,7 @@ def _checked_close(close: pd.Series, horizon: int, *, what: str) -> np.ndarray:
             f"{what}: horizon must be a positive integer number of days, got {horizon!r}"
         )
     coin = close.name if isinstance(close.name, str) else None
-    _check_daily_index(close.index, what=what, coin_id=coin)
+    check_daily_index(close.index, what=what, coin_id=coin)
     values = close.to_numpy(dtype=np.float64, na_value=np.nan)
     bad = np.flatnonzero(~np.isnan(values) & ~(np.isfinite(values) & (values > 0)))
     if bad.size:

@@ -13,7 +13,7 @@ first looked up by its client order id, and only an order the venue does not kno
 up and returned. A refusal for good (filters, balance) comes back as a ``rejected`` order with
 the venue's reason. Fills are read from ``myTrades`` (trade id, price, commission and its asset).
 
-Tests point ccxt at :class:`kallos.data.live.stub.MarketStub` by replacing ``exchange.urls["api"]``
+Tests point ccxt at :class:`kallos.testing.stub.MarketStub` by replacing ``exchange.urls["api"]``
 entries (``public``, ``private``, ``v1``) after sandbox mode is set, so the sandbox path is the one
 tested.
 """

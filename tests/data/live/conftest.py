@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from kallos.data.live import RetryPolicy
-from kallos.data.live.stub import MarketStub
+from kallos.testing import MarketStub
 
 # 2021-01-01 .. 2021-01-20 (20 close dates) of BTC and ETH, from the shared real data.
 START, END = dt.date(2021, 1, 1), dt.date(2021, 1, 20)

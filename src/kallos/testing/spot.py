@@ -1,4 +1,4 @@
-"""A Binance spot trading venue in memory, served by :class:`kallos.data.live.stub.MarketStub`.
+"""A Binance spot trading venue in memory, served by :class:`kallos.testing.stub.MarketStub`.
 
 Endpoints (Binance REST API v3, the shapes ccxt parses): ``GET /api/v3/exchangeInfo`` (symbols
 with ``PRICE_FILTER``, ``LOT_SIZE``, ``MARKET_LOT_SIZE`` and ``NOTIONAL`` filters),

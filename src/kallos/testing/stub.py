@@ -5,7 +5,7 @@ and ``/api/v3/exchangeInfo`` + ``/api/v3/klines`` from in-memory tables on 127.0
 request, and injects faults on request: ``429`` (with ``Retry-After``), ``500``, ``slow`` (answers
 after ``slow_s``), ``malformed`` (truncated JSON), ``empty`` (no points) and ``overlap`` (the page
 starts ``overlap_days`` before the requested start). With a ``spot`` venue
-(:class:`kallos.data.live.stub_spot.SpotExchange`) it also serves Binance's spot trading endpoints
+(:class:`kallos.testing.spot.SpotExchange`) it also serves Binance's spot trading endpoints
 (signed requests checked) and their faults (see that module).
 
 Tables
@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pandas as pd
 
-from kallos.data.live.stub_spot import SIGNED, SPOT_ROUTES, SpotExchange, SpotRefusal, symbol_info
+from kallos.testing.spot import SIGNED, SPOT_ROUTES, SpotExchange, SpotRefusal, symbol_info
 
 __all__ = ["MarketStub", "StubRequest"]
 
