@@ -1,4 +1,8 @@
-"""Tests of kallos.portfolio.optimizer: PyPortfolioOpt agreement, cardinality, turnover, cash, fallbacks."""
+"""Tests of kallos.portfolio.optimizer: PyPortfolioOpt agreement, cardinality, turnover, cash, fallbacks.
+
+``min_cvar`` has its own module of tests (test_min_cvar.py); the back-end equivalence of every
+registered objective is tested here.
+"""
 
 from __future__ import annotations
 
@@ -17,18 +21,20 @@ from scipy.optimize import minimize
 
 from kallos.exceptions import ConfigError, OptimizationError
 from kallos.portfolio import optimizer as opt_module
+from kallos.portfolio import problem as problem_module
+from kallos.portfolio.backends import ClarabelProgram, solve_cvxpy
+from kallos.portfolio.constraints import formulate
+from kallos.portfolio.objectives import Objective
 from kallos.portfolio.optimizer import (
     FALLBACK_OBJECTIVE,
     OBJECTIVES,
     Attempt,
     MeanVariance,
-    OptimizationOutcome,
     PortfolioConstraints,
     max_attainable_return,
-    perspective_split,
-    sqrt_factor,
     to_annual_expected_returns,
 )
+from kallos.portfolio.problem import ProblemData, perspective_split, sqrt_factor
 from kallos.types import OptimizationResult
 
 COINS = [f"c{i}" for i in range(6)]
@@ -45,6 +51,8 @@ PYPFOPT_OBJECTIVES = [
     "efficient_return",
     "max_quadratic_utility",
 ]
+#: Objectives on expected returns and a covariance alone (min_cvar also needs scenarios).
+MEAN_VARIANCE = sorted(o for o in OBJECTIVES if not OBJECTIVES[o].needs_scenarios)
 
 
 def _cov(seed: int = 7, n: int = 6, days: int = 400) -> pd.DataFrame:
@@ -92,16 +100,24 @@ def _fit(objective: str, mu: pd.Series, cov: pd.DataFrame, current=None, **kw) -
     return MeanVariance(objective=objective, **params).fit(mu, cov, current)
 
 
+def _no_direct(monkeypatch) -> None:
+    """Make the direct CLARABEL back-end report failure, so every solve goes through cvxpy."""
+    monkeypatch.setattr(ClarabelProgram, "solve", lambda self, problem: (None, "disabled"))
+
+
 def test_registry():
-    assert set(OBJECTIVES) == {*PYPFOPT_OBJECTIVES, "max_return"}
+    assert set(OBJECTIVES) == {*PYPFOPT_OBJECTIVES, "max_return", "min_cvar"}
+    assert all(name == o.name and isinstance(o, Objective) for name, o in OBJECTIVES.items())
+    assert [o for o in OBJECTIVES if OBJECTIVES[o].needs_scenarios] == ["min_cvar"]
     assert FALLBACK_OBJECTIVE == "min_volatility"
 
 
 @pytest.mark.parametrize("direct", [True, False], ids=["direct", "cvxpy"])
-@pytest.mark.parametrize("objective", sorted(OBJECTIVES))
+@pytest.mark.parametrize("objective", MEAN_VARIANCE)
 def test_agrees_with_pypfopt(objective, direct, cov, monkeypatch):
-    """Both continuous paths (CLARABEL direct, cvxpy DPP) reproduce PyPortfolioOpt."""
-    monkeypatch.setattr(opt_module, "USE_DIRECT", direct)
+    """Both back-ends (CLARABEL direct, cvxpy) compile the one description to PyPortfolioOpt's answer."""
+    if not direct:
+        _no_direct(monkeypatch)
     m = _fit(objective, MU, cov)
     assert m.objective_used_ == objective
     assert m.fallback_chain_ == ()
@@ -118,11 +134,9 @@ def test_risk_free_rate_agrees_with_pypfopt(objective, cov):
     np.testing.assert_allclose(m.weights_, _pypfopt(objective, MU, cov, rf=0.05), atol=1e-5)
 
 
-@pytest.mark.parametrize("direct", [True, False], ids=["direct", "cvxpy"])
-def test_problem_is_built_once_and_resolved(direct, cov, monkeypatch):
-    """One problem per (objective, n[, mixed-integer]); re-solves (a fresh CLARABEL solver on the
-    assembled pattern, or DPP re-solves) equal fresh solves and PyPortfolioOpt."""
-    monkeypatch.setattr(opt_module, "USE_DIRECT", direct)
+def test_pattern_is_compiled_once_and_resolved(cov):
+    """One CLARABEL pattern per (objective, layout); re-solves (a fresh solver on the compiled
+    pattern) equal fresh solves and PyPortfolioOpt."""
     m = MeanVariance("max_sharpe", max_weight=CAP)
     rng = np.random.default_rng(3)
     for seed in range(4):
@@ -132,14 +146,11 @@ def test_problem_is_built_once_and_resolved(direct, cov, monkeypatch):
         fresh = MeanVariance("max_sharpe", max_weight=CAP).fit(mu, c)
         np.testing.assert_allclose(m.weights_, fresh.weights_, atol=1e-7)
         np.testing.assert_allclose(m.weights_, _pypfopt("max_sharpe", mu, c), atol=1e-5)
-    if direct:
-        assert set(m._direct) == {("max_sharpe", 6)} and not m._problems
-    else:
-        assert set(m._problems) == {("max_sharpe", 6, False)} and not m._direct
-        assert all(p.problem.is_dpp() for p in m._problems.values())
+        assert m.result_.solver == "CLARABEL(direct)"
+    assert [key[0] for key in m._direct] == ["max_sharpe"]
 
 
-@pytest.mark.parametrize("objective", sorted(OBJECTIVES))
+@pytest.mark.parametrize("objective", MEAN_VARIANCE)
 def test_weights_do_not_depend_on_earlier_solves(objective):
     """A decision is a pure function of its inputs: after other problems were solved with the same
     optimiser, the weights equal a fresh optimiser's bit for bit (an updated CLARABEL solver kept
@@ -155,30 +166,66 @@ def test_weights_do_not_depend_on_earlier_solves(objective):
     np.testing.assert_array_equal(used.weights_.to_numpy(), fresh.weights_.to_numpy())
 
 
-@settings(max_examples=25, deadline=None)
+_PARAMETERS = {"max_quadratic_utility": DELTA, "max_return": GAMMA, "min_cvar": 0.9}
+
+
+@settings(max_examples=40, deadline=None)
 @given(
     seed=st.integers(0, 10_000),
     objective=st.sampled_from(sorted(OBJECTIVES)),
     turnover=st.booleans(),
     cash=st.booleans(),
 )
-def test_direct_path_equals_cvxpy_path(seed, objective, turnover, cash):
-    """The direct CLARABEL assembly is the same problem as the cvxpy one, constraints included."""
+def test_both_back_ends_compile_the_same_problem(seed, objective, turnover, cash):
+    """Every registered objective, with every constraint, is one Problem: the direct CLARABEL
+    compilation and the cvxpy one reach the same optimum (or both report no solution)."""
     rng = np.random.default_rng(seed)
-    mu = pd.Series(rng.normal(0.2, 0.3, 6), index=COINS)
-    c = _cov(seed % 50)
-    current = pd.Series(rng.dirichlet(np.ones(6)), index=COINS)
-    kw = {"turnover_limit": 0.3 if turnover else None, "allow_cash": cash, "min_names": 1}
-    fits = []
-    for direct in (True, False):
-        opt_module.USE_DIRECT = direct
-        try:
-            fits.append(_fit(objective, mu, c, current, **kw))
-        finally:
-            opt_module.USE_DIRECT = True
-    fast, ref = fits
-    assert fast.objective_used_ == ref.objective_used_
-    np.testing.assert_allclose(fast.weights_, ref.weights_, atol=1e-5)
+    n = 6
+    cons = PortfolioConstraints(CAP, 1, 0.0, 0.3 if turnover else None, cash)
+    objective_ = OBJECTIVES[objective]
+    parameter = {"efficient_risk": 0.6**2, "efficient_return": 0.15}.get(
+        objective, _PARAMETERS.get(objective)
+    )
+    scenarios = rng.standard_t(4, size=(120, n)) * 0.03 + 0.001
+    data = ProblemData(
+        excess=rng.normal(0.2, 0.3, n),
+        factor=sqrt_factor(_cov(seed % 50).to_numpy()),
+        lower=np.zeros(n),
+        upper=np.full(n, CAP),
+        w_drift=rng.dirichlet(np.ones(n)),
+        budget=0.3,
+        scalar=0.0 if parameter is None else parameter,
+        scenarios=scenarios,
+    )
+    if objective_.homogeneous and not (data.excess > 0).any():
+        data = ProblemData(**(vars(data) | {"excess": np.abs(data.excess)}))
+    problem = formulate(objective_, data, cons)
+    direct, status = ClarabelProgram(formulate(objective_, data.probe(), cons)).solve(problem)
+    ref, ref_status = solve_cvxpy(problem, "CLARABEL")
+    assert (direct is None) == (ref is None), (status, ref_status)
+    if direct is not None:
+        w, w_ref = direct["x"] / direct["s"][0], ref["x"] / ref["s"][0]
+        np.testing.assert_allclose(w, w_ref, atol=1e-5)
+
+
+def test_a_new_objective_is_one_class(cov, monkeypatch):
+    """Adding an objective needs a subclass and a registry line: both back-ends, cardinality and the
+    fallback chain come with it. Here min ||w||^2 (equal weight under the cap) is added."""
+
+    class MinConcentration(Objective):
+        name = "min_concentration"
+
+        def build(self, p):
+            p.add_l2(1.0)
+
+    monkeypatch.setitem(OBJECTIVES, "min_concentration", MinConcentration())
+    m = MeanVariance("min_concentration", max_weight=CAP).fit(MU, cov)
+    np.testing.assert_allclose(m.weights_.to_numpy(), np.full(6, 1 / 6), atol=1e-8)
+    assert m.result_.solver == "CLARABEL(direct)"
+    _no_direct(monkeypatch)
+    m = MeanVariance("min_concentration", max_weight=CAP, min_names=3).fit(MU, cov)
+    np.testing.assert_allclose(m.weights_.to_numpy(), np.full(6, 1 / 6), atol=1e-6)
+    assert m.result_.solver == "CLARABEL"
 
 
 def test_fitted_optimizer_pickles_and_resolves(cov):
@@ -189,7 +236,7 @@ def test_fitted_optimizer_pickles_and_resolves(cov):
 
 
 def test_direct_path_failure_hands_over_to_cvxpy(cov, monkeypatch):
-    monkeypatch.setattr(opt_module.DirectProblem, "solve", lambda self, *args: (None, "solver_error"))
+    monkeypatch.setattr(ClarabelProgram, "solve", lambda self, problem: (None, "solver_error"))
     m = _fit("max_sharpe", MU, cov)
     assert m.objective_used_ == "max_sharpe" and m.fallback_chain_ == ()
     assert m.result_.attempts == (
@@ -247,7 +294,7 @@ def test_all_negative_expected_returns_fall_back_to_min_volatility(cov):
     reason = "no portfolio with positive expected excess return under max_weight 0.35, min_names 3"
     assert m.fallback_chain_ == (f"max_sharpe (precheck infeasible): {reason}",)
     res = m.result_
-    assert isinstance(res, OptimizationResult) and isinstance(res, OptimizationOutcome)
+    assert type(res) is OptimizationResult  # one result type for every strategy
     assert res.attempts == (
         Attempt("max_sharpe", "precheck", "infeasible", reason),
         Attempt("min_volatility", "CLARABEL(direct)", "optimal"),
@@ -305,7 +352,7 @@ def test_target_volatility_below_the_minimum_falls_back(cov):
 
 def test_every_solver_failing_ends_in_equal_weight(cov, monkeypatch):
     monkeypatch.setattr(opt_module, "SOLVER", "NO_SUCH_SOLVER")
-    monkeypatch.setattr(opt_module, "USE_DIRECT", False)
+    _no_direct(monkeypatch)
     m = _fit("max_quadratic_utility", MU, cov)
     assert m.objective_used_ == "equal_weight"
     assert [a.objective for a in m.result_.attempts] == [
@@ -535,7 +582,7 @@ def test_to_annual_expected_returns_known_answer():
 @settings(max_examples=25, deadline=None)
 @given(
     mu=st.lists(st.floats(-1.0, 1.0, allow_nan=False), min_size=6, max_size=6),
-    objective=st.sampled_from(sorted(OBJECTIVES)),
+    objective=st.sampled_from(MEAN_VARIANCE),
     cap=st.sampled_from([0.2, 0.35, 0.5, 1.0]),
     min_names=st.integers(1, 6),
     floor=st.sampled_from([0.0, 1e-4, 0.05]),
@@ -627,10 +674,45 @@ def test_perspective_formulation_keeps_the_mip_optimum(objective, monkeypatch):
     assert ((relaxed > 1e-6) & (relaxed < 0.12)).any() or (relaxed > 1e-6).sum() < 6  # the MIP is needed
     ours = _fit(objective, mu, cov, **kw)
     assert ours.result_.solver == "SCIP" and ours.objective_used_ == objective
-    assert ours._problems[(objective, 10, True)].sqrt_diag is not None  # the perspective cones are on
-    monkeypatch.setattr(opt_module, "perspective_split", lambda f: (f, np.zeros(len(f))))
+    monkeypatch.setattr(problem_module, "perspective_split", lambda f: (f, np.zeros(len(f))))
     plain = _fit(objective, mu, cov, **kw)
     assert plain.result_.solver == "SCIP"
     np.testing.assert_allclose(ours.weights_.to_numpy(), plain.weights_.to_numpy(), atol=1e-6)
     held = ours.weights_[ours.weights_ > 0]
     assert len(held) >= 6 and (held >= 0.12 - 1e-9).all()
+
+
+def test_mixed_integer_risk_form():
+    """With binaries the risk is disaggregated into 3-d cones, plus perspective cones except for
+    the big-M-homogenised max_sharpe; continuous problems keep ||F x||^2 in the objective."""
+    n = 4
+    cons = PortfolioConstraints(0.5, 2, 0.01)
+    data = ProblemData(np.ones(n), np.eye(n), np.zeros(n), np.full(n, 0.5), np.zeros(n), 2.0, big_m=3.0)
+    mv = formulate(OBJECTIVES["min_volatility"], data, cons, mip=True)
+    assert {"z", "u", "r", "persp"} <= set(mv.blocks) and mv.boolean == {"z"} and not mv.squares
+    assert [r.cone_sizes for r in mv.rows if r.cone == "soc"] == [(3,) * n, (3,) * n]
+    sharpe = formulate(OBJECTIVES["max_sharpe"], data, cons, mip=True)
+    assert "persp" not in sharpe.blocks and "r" in sharpe.blocks
+    continuous = formulate(OBJECTIVES["min_volatility"], data, cons)
+    assert set(continuous.blocks) == {"x", "s"} and [sq.block for sq in continuous.squares] == ["x"]
+    with pytest.raises(ValueError, match="binary"):
+        ClarabelProgram(mv)
+
+
+def test_clarabel_program_refuses_what_it_was_not_compiled_for():
+    """A non-zero outside the compiled pattern, or another layout, is a reported failure (the
+    optimiser then hands over to cvxpy), never a silently dropped coefficient."""
+    n = 3
+    cons = PortfolioConstraints(0.5, 1, 0.0)
+    diagonal = ProblemData(np.ones(n), np.eye(n), np.zeros(n), np.full(n, 0.5), np.zeros(n), 2.0, 1.0)
+    program = ClarabelProgram(formulate(OBJECTIVES["min_volatility"], diagonal, cons))  # not the probe
+    values, status = program.solve(formulate(OBJECTIVES["min_volatility"], diagonal, cons))
+    assert status == "optimal"
+    np.testing.assert_allclose(values["x"], np.full(n, 1 / 3), atol=1e-8)
+    dense = ProblemData(**(vars(diagonal) | {"factor": sqrt_factor(_cov(n=n).to_numpy())}))
+    assert program.solve(formulate(OBJECTIVES["min_volatility"], dense, cons)) == (
+        None,
+        "a non-zero outside the compiled pattern",
+    )
+    other = formulate(OBJECTIVES["max_quadratic_utility"], diagonal, cons)
+    assert program.solve(other) == (None, "layout differs from the compiled pattern")

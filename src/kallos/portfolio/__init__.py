@@ -1,11 +1,10 @@
-"""Portfolio stage: covariance, mean-variance optimisation with fallbacks, and strategies."""
+"""Portfolio stage: covariance, optimisation (one module per objective, two back-ends), strategies."""
 
 from kallos.portfolio.covariance import COVARIANCE_ESTIMATORS, cov_matrix
+from kallos.portfolio.objectives import historical_cvar
 from kallos.portfolio.optimizer import (
     OBJECTIVES,
-    Attempt,
     MeanVariance,
-    OptimizationOutcome,
     PortfolioConstraints,
     to_annual_expected_returns,
 )
@@ -17,6 +16,7 @@ from kallos.portfolio.strategies import (
     RebalanceContext,
     Strategy,
 )
+from kallos.types import Attempt, OptimizationResult
 
 __all__ = [
     "BENCHMARKS",
@@ -27,10 +27,11 @@ __all__ = [
     "ForecastStrategy",
     "MarketCapStrategy",
     "MeanVariance",
-    "OptimizationOutcome",
+    "OptimizationResult",
     "PortfolioConstraints",
     "RebalanceContext",
     "Strategy",
     "cov_matrix",
+    "historical_cvar",
     "to_annual_expected_returns",
 ]

@@ -43,6 +43,9 @@ class RebalanceContext:
     expected_returns : per forecaster, annualised simple expected returns over the universe
         (NaN where a forecast is missing).
     is_reconstitution : True at month ends, when the universe is re-selected.
+    returns : shape (lookback days, universe), the trailing daily simple returns the covariance
+        was estimated from (ending at ``date``): the scenarios of a scenario objective
+        (``min_cvar``); None when not supplied.
     """
 
     date: pd.Timestamp
@@ -51,6 +54,7 @@ class RebalanceContext:
     market_caps: pd.Series
     expected_returns: Mapping[str, pd.Series] = field(default_factory=dict)
     is_reconstitution: bool = False
+    returns: pd.DataFrame | None = field(default=None, repr=False)
 
 
 class Strategy(ABC):
@@ -96,7 +100,7 @@ class ForecastStrategy(Strategy):
             chain.append("too few forecasts for the weight cap: equal weight")
             return OptimizationResult(weights, self.objective, "equal_weight", tuple(chain))
         cov = ctx.cov_matrix.loc[mu.index, mu.index]
-        res = self.optimizer.fit(mu, cov, current_weights).result_
+        res = self.optimizer.fit(mu, cov, current_weights, returns=ctx.returns).result_
         weights = res.weights.reindex(ctx.universe, fill_value=0.0)
         return replace(res, weights=weights, fallback_chain=tuple(chain) + res.fallback_chain)
 
