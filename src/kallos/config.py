@@ -26,7 +26,7 @@ import json
 import math
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, get_origin
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -214,6 +214,9 @@ class PortfolioConfig(_Strict):
     risk_free_rate: float = Field(0.0, description="annualised simple; objectives use mu - rf")
     target_volatility: float | None = Field(None, gt=0, description="annual, for efficient_risk")
     target_return: float | None = Field(None, gt=0, description="annual simple, for efficient_return")
+    cvar_beta: float = Field(
+        0.95, gt=0, lt=1, description="confidence level of min_cvar (CVaR of the worst 1 - beta days)"
+    )
     turnover_limit: float | None = Field(
         None, gt=0, le=2, description="max sum |w - w_drifted| per rebalance (one-way); None = off"
     )
@@ -438,6 +441,25 @@ class ComputeConfig(_Strict):
     )
 
 
+ReportAssets = Literal["inline", "shared"]
+REPORT_ASSETS: tuple[str, ...] = get_args(ReportAssets)
+"""How report.html gets plotly.js: embedded in the file, or from ``plotly.min.js`` beside it."""
+
+
+class ReportConfig(_Strict):
+    """How the HTML report is written (:mod:`kallos.report.html`). Never changes a result.
+
+    ``assets``: ``"inline"`` embeds the plotly.js bundle in ``report.html`` (one file that works
+    offline anywhere); ``"shared"`` writes ``plotly.min.js`` beside it and loads it through a
+    relative ``<script src>`` (a smaller report; keep the two files together).
+    """
+
+    assets: ReportAssets = Field(
+        "inline",
+        description="inline (plotly.js embedded in report.html) or shared (plotly.min.js beside it)",
+    )
+
+
 class StudyConfig(_Strict):
     """The whole study. Defaults are the study described in the README."""
 
@@ -455,6 +477,7 @@ class StudyConfig(_Strict):
     evaluation: EvaluationConfig = EvaluationConfig()
     trading: TradingConfig = TradingConfig()
     compute: ComputeConfig = ComputeConfig()
+    report: ReportConfig = ReportConfig()
 
     @model_validator(mode="after")
     def _feasible(self) -> StudyConfig:
@@ -483,10 +506,11 @@ class StudyConfig(_Strict):
     def config_hash(self) -> str:
         """Short, stable hash of every setting of the study (12 hex characters).
 
-        The ``[trading]`` and ``[compute]`` sections are left out: they change how a strategy is
-        traded and where jobs run, not what the study computes.
+        The ``[trading]``, ``[compute]`` and ``[report]`` sections are left out: they change how a
+        strategy is traded, where jobs run and how the report is written, not what the study
+        computes.
         """
-        settings = self.model_dump(mode="json", exclude={"trading", "compute"})
+        settings = self.model_dump(mode="json", exclude={"trading", "compute", "report"})
         blob = json.dumps(settings, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

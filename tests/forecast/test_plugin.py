@@ -27,7 +27,7 @@ from kallos.forecast.training import ParamInit, StackedModule, uniform_init
 from kallos.forecast.tuning import TrainingSpace, tune
 from kallos.pipeline.results import report_frames
 from kallos.pipeline.study import run_study
-from kallos.report import render_report
+from kallos.report.html import render_report
 
 NAME, LABEL, COLOUR = "last_day_linear", "last-day linear", "#0b7a75"
 

@@ -56,13 +56,21 @@ def _artifacts() -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def rendered(study: tuple[dict[str, Any], ReportFrames], tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Open the fixture report in Chromium; collect console errors, page errors and chart data."""
+@pytest.fixture(scope="module", params=["inline", "shared"])
+def rendered(
+    request: pytest.FixtureRequest,
+    study: tuple[dict[str, Any], ReportFrames],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict:
+    """Open the fixture report in Chromium; collect console errors, page errors and chart data.
+
+    Once with plotly.js inlined, once loading the shared ``plotly.min.js`` from beside the file.
+    """
     from playwright.sync_api import sync_playwright
 
     results, frames = study
-    report = write_report(tmp_path_factory.mktemp("browser") / "report.html", results, frames)
+    folder = tmp_path_factory.mktemp(f"browser-{request.param}")
+    report = write_report(folder / "report.html", results, frames, assets=request.param)
     console_errors: list[str] = []
     page_errors: list[str] = []
     with sync_playwright() as pw:
@@ -80,7 +88,7 @@ def rendered(study: tuple[dict[str, Any], ReportFrames], tmp_path_factory: pytes
             charts = page.evaluate(CHARTS_JS)
             toc = page.eval_on_selector_all("nav.toc a", "els => els.map(a => a.getAttribute('href'))")
             ids = page.eval_on_selector_all("main > section", "els => els.map(s => s.id)")
-            screenshot = _artifacts() / "report-fixture.png"
+            screenshot = _artifacts() / f"report-fixture-{request.param}.png"
             page.screenshot(path=str(screenshot), full_page=True)
         finally:
             browser.close()

@@ -13,9 +13,9 @@ import pytest
 
 from kallos.exceptions import ConfigError, DataValidationError
 from kallos.pipeline.results import jsonable
-from kallos.report import write_outputs
 from kallos.report.export import export_results, export_tables
 from kallos.report.html import ReportFrames
+from kallos.report.outputs import write_outputs
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,7 @@ def test_cli_rejects_unknown_export_format_before_running(tmp_path: Path) -> Non
 def test_read_run_gives_back_the_report_inputs(
     study: tuple[dict[str, Any], ReportFrames], tmp_path: Path
 ) -> None:
-    from kallos.report import read_run
+    from kallos.report.outputs import read_run
 
     results, frames = study
     cost_day = frames.turnover.copy()

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from plotly.offline import get_plotlyjs
 
-from kallos.report import charts
+import kallos.report.charts as charts
 from kallos.report.html import ReportFrames, render_report, write_report
 from kallos.report.tables import fmt_float, fmt_p, fmt_pct
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from kallos.report import write_outputs
 from kallos.report.html import ReportFrames
+from kallos.report.outputs import write_outputs
 from kallos.report.schema import ResultsSchemaError, results_schema, validate_results
 
 CONTRACT_KEYS = {"effects", "verdicts", "sharpe", "trials", "overfitting", "regimes", "quarters", "universe"}

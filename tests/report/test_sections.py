@@ -12,9 +12,8 @@ import pandas as pd
 import pytest
 from plotly.offline import get_plotlyjs
 
-from kallos.report import charts
-from kallos.report.html import ReportFrames, render_report
-from kallos.report.sections import SECTIONS
+import kallos.report.charts as charts
+from kallos.report.html import SECTIONS, ReportFrames, render_report
 
 from .conftest import COINS, SIGNIFICANT_PAIR
 
@@ -171,19 +170,30 @@ def test_sections_absent_without_their_keys(study: tuple[dict[str, Any], ReportF
     assert 'class="headline"' not in html
     for sid in ("rolling", "turnover", "fallbacks"):  # from frames and strategies, always there
         assert f'<section id="{sid}"' in html
-    assert set(SECTIONS) == {
-        "universe",
-        "rolling",
-        "turnover",
-        "fallbacks",
+    assert list(SECTIONS) == [
+        "summary",
         "verdicts",
         "calibration",
+        "published",
+        "configuration",
+        "data",
+        "universe",
+        "cumulative",
+        "drawdowns",
+        "rolling",
+        "metrics",
+        "weights",
+        "turnover",
+        "fallbacks",
+        "tests",
         "sharpe",
         "regimes",
         "quarters",
         "tuning",
-        "published",
-    }
+        "forecasts",
+        "forecast-evaluation",
+        "residuals",
+    ]
 
 
 def test_tearsheet_links_in_metrics_table(study: tuple[dict[str, Any], ReportFrames]) -> None:
@@ -206,7 +216,7 @@ def test_forecast_evaluation_slot(study: tuple[dict[str, Any], ReportFrames]) ->
         "figures": {"x": fig},
         "tables": {"dm": '<table id="fc-dm"></table>'},
     }
-    html = render_report(results, frames, forecast_evaluation_section=section).replace(get_plotlyjs(), "")
+    html = render_report(results, frames, forecast_evaluation=section).replace(get_plotlyjs(), "")
     body = re.search(r'<section id="forecast-evaluation">.*?</section>', html, flags=re.S).group(0)
     assert '<table id="fc-dm"></table>' in body and 'id="fc-x"' in body
     assert (

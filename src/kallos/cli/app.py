@@ -20,7 +20,7 @@ from kallos.cli import data_cmd, db_cmd, forecast_cmds, ingest_cmd, trade_cmd
 from kallos.cli.common import DataDirOpt, DbOpt, OutOpt, console, fail, no_leftovers, parse_set
 from kallos.cli.progress import RichProgress
 from kallos.compute import open_engine
-from kallos.config import PRESETS, SCHEDULER_ENV, load_config, preset_path
+from kallos.config import PRESETS, REPORT_ASSETS, SCHEDULER_ENV, load_config, preset_path
 from kallos.data import Store, default_database_url
 from kallos.exceptions import KallosError
 from kallos.pipeline import check_scheduler, execute_study
@@ -119,6 +119,15 @@ def run(
         str | None,
         typer.Option(help=f"A study shipped with Kallos instead of --config: {', '.join(PRESETS)}."),
     ] = None,
+    report_assets: Annotated[
+        str | None,
+        typer.Option(
+            "--report-assets",
+            help="How report.html gets plotly.js: inline (embedded, one offline file) or shared "
+            "(plotly.min.js written beside it, loaded by a relative <script src>; a much smaller "
+            "report) [default: report.assets, else inline].",
+        ),
+    ] = None,
 ) -> None:
     """Run the study end to end and write out/<run-id>/ (report.html, results.json, Parquet)."""
     from kallos.exceptions import ConfigError
@@ -127,6 +136,9 @@ def run(
     export_formats = [f.strip().lower() for f in (export or "").split(",") if f.strip()]
     if unknown := [f for f in export_formats if f not in EXPORT_FORMATS]:
         raise fail(ConfigError(f"--export: unknown format(s) {unknown}; use any of {sorted(EXPORT_FORMATS)}"))
+    if report_assets is not None and report_assets not in REPORT_ASSETS:
+        choices = ", ".join(REPORT_ASSETS)
+        raise fail(ConfigError(f"--report-assets: {report_assets!r} is not one of {choices}"))
     overrides: dict[str, Any] = {}
     flags = {
         "universe.top_n": top_n,
@@ -144,6 +156,7 @@ def run(
         "n_jobs": n_jobs,
         "forecast.tuning.enabled": True if tune else None,
         "compute.scheduler": scheduler or os.environ.get(SCHEDULER_ENV) or None,
+        "report.assets": report_assets,
     }
     overrides.update({k: v for k, v in flags.items() if v is not None})
     try:

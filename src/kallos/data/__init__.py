@@ -1,6 +1,7 @@
 """Data stage: sources, store, quality rules, the canonical panel and the universe."""
 
 from kallos.data.ingest import DATA_DIR_ENV, IngestReport, ingest, ingest_data_dir, resolve_data_dir
+from kallos.data.load import load_panel
 from kallos.data.panel import FIELD_PRECEDENCE, MarketPanel, build_panel
 from kallos.data.quality import QualityEvent
 from kallos.data.store import DATABASE_URL_ENV, Store, default_database_url
@@ -19,6 +20,7 @@ __all__ = [
     "default_database_url",
     "ingest",
     "ingest_data_dir",
+    "load_panel",
     "month_starts",
     "monthly_universe",
     "resolve_data_dir",

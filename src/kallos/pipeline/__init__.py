@@ -10,7 +10,7 @@ from pathlib import Path
 
 from kallos.compute import DaskEngine, Engine, is_remote
 from kallos.config import StudyConfig
-from kallos.data import Store, build_panel, ingest_data_dir, resolve_data_dir, schema
+from kallos.data import Store, ingest_data_dir, load_panel, resolve_data_dir, schema
 from kallos.data.ingest import IngestReport
 from kallos.data.locks import store_lock
 from kallos.evaluation.battery import TrialCount
@@ -140,12 +140,7 @@ def execute_study(
             with progress.stage(f"Importing {directory}", total=None):
                 ingested = ingest_data_dir(store, directory)
         with progress.stage("Cleaning data", total=None):
-            panel = build_panel(
-                store.read_market_data(),
-                store.read_coins(),
-                config.quality,
-                snapshots=store.read_table(schema.market_cap_snapshots),
-            )
+            panel = load_panel(store=store, quality=config.quality)
         # Stored tuning trials and earlier configurations on the same data count towards the DSR.
         trials = prior_trials(store, panel.data_hash(), config)
         registry = ModelRegistry.for_store(store, out_root, config.compute.artifact_dir)

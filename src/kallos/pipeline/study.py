@@ -32,8 +32,8 @@ from kallos.data.universe import (
     month_starts,
     universe_on,
 )
-from kallos.evaluation import ForecastEvaluation, forecast_evaluation, performance_metrics
-from kallos.evaluation.battery import StudyStatistics, TrialCount, evaluate
+from kallos.evaluation import forecast_evaluation, performance_metrics
+from kallos.evaluation.battery import TrialCount, evaluate
 from kallos.evaluation.calibration import CalibrationResult, CalibrationSettings, calibrate
 from kallos.evaluation.primary import PrimaryFamily, declare_primary_family
 from kallos.exceptions import ConfigError, DataValidationError
@@ -64,6 +64,7 @@ from kallos.forecast.tuned import (
 )
 from kallos.forecast.tuning import count_trials
 from kallos.pipeline.progress import NullProgress, Progress
+from kallos.pipeline.results import Decisions, StudyResult
 from kallos.pipeline.validate import validate_study
 from kallos.portfolio import (
     BENCHMARKS,
@@ -75,7 +76,6 @@ from kallos.portfolio import (
     cov_matrix,
     to_annual_expected_returns,
 )
-from kallos.types import BacktestResult
 
 __all__ = [
     "Compute",
@@ -91,97 +91,6 @@ __all__ = [
     "primary_family",
     "run_study",
 ]
-
-
-@dataclass(frozen=True)
-class Decisions:
-    """Everything decided at or before a date, computed from data up to that date only.
-
-    Attributes
-    ----------
-    through : last decision date covered.
-    universe, folds, decision_dates, forecasts, jobs, decisions, weights : as in :class:`StudyResult`.
-    strategies : the strategies that took the decisions.
-    registry_stats : how many recurrent models the model registry served (None without one).
-    cmc_checks : coins whose market cap disagreed with CoinMarketCap's, and what the universe
-        used (:func:`kallos.data.universe.cmc_market_cap_check`).
-    tuning : one summary per tuned study (``forecast.tuning.enabled``), in job order.
-    """
-
-    through: pd.Timestamp
-    universe: pd.DataFrame
-    folds: list[Fold]
-    decision_dates: pd.DatetimeIndex
-    forecasts: pd.DataFrame
-    jobs: list[JobResult] = field(repr=False)
-    decisions: pd.DataFrame = field(repr=False)
-    weights: pd.DataFrame = field(repr=False)
-    strategies: list[Strategy] = field(repr=False)
-    registry_stats: RegistryStats | None = None
-    cmc_checks: pd.DataFrame | None = field(default=None, repr=False)
-    tuning: list[StudySummary] = field(default_factory=list, repr=False)
-
-
-@dataclass(frozen=True)
-class StudyResult:
-    """Everything a study computed. Frames are long unless stated.
-
-    Attributes
-    ----------
-    decided : the universe, folds, forecasts, decisions and target weights (:class:`Decisions`);
-        its fields are also available directly (``result.universe``, ``result.weights``, ...).
-    forecasts : ``decided.forecasts`` with the ``realised`` label of each forecast.
-    backtests : variant key -> BacktestResult.
-    variants : variant key -> (strategy, objective or None).
-    metrics : variant key -> {"net": {...}, "gross": {...}}.
-    tests : pairwise test records (``statistics.tests``, see :func:`kallos.evaluation.battery.run_battery`).
-    forecast_accuracy : per forecaster, coin and quarter (the quarter a forecast trades into).
-    forecast_overall : per forecaster pooled over coins (``coin_id == "all"``) and per coin.
-    coin_returns : daily simple returns of every universe coin over the test period.
-    reconciliation : CoinGecko vs Binance close divergence per coin-month
-        (:func:`kallos.data.reconcile.price_divergence`).
-    statistics : the statistics battery (:func:`kallos.evaluation.battery.evaluate`): tests,
-        effects, verdicts, PSR/DSR, PBO, regime and quarter breakdowns.
-    forecast_evaluation : accuracy per coin and quarter against the zero forecast (R²_oos),
-        Diebold-Mariano tests against zero and naive persistence, Pesaran-Timmermann tests,
-        residuals and accuracy by weeks since training (:func:`kallos.evaluation.forecast_evaluation`).
-    family : the primary family, declared from the configuration before anything ran.
-    calibration : size and power of the primary tests on this study's returns (None when off).
-    metrics_net_compare : variant key -> :func:`~kallos.evaluation.performance_metrics` of the daily
-        net returns when the same target weights are traded at ``backtest.compare_cost_bps`` per
-        side (``slippage_bps`` still added) instead of ``cost_bps``; None when
-        ``compare_cost_bps`` is unset. The statistics stay on the ``cost_bps`` returns.
-    """
-
-    config: StudyConfig
-    data_hash: str
-    panel_start: pd.Timestamp
-    panel_end: pd.Timestamp
-    panel_coins: int
-    quality_events: pd.DataFrame
-    decided: Decisions = field(repr=False)
-    forecasts: pd.DataFrame = field(repr=False)
-    backtests: dict[str, BacktestResult] = field(repr=False)
-    variants: dict[str, tuple[str, str | None]] = field(repr=False)
-    metrics: dict[str, dict[str, dict]] = field(repr=False)
-    tests: pd.DataFrame = field(repr=False)
-    forecast_accuracy: pd.DataFrame = field(repr=False)
-    forecast_overall: pd.DataFrame = field(repr=False)
-    coin_returns: pd.DataFrame = field(repr=False)
-    reconciliation: pd.DataFrame | None = field(default=None, repr=False)
-    statistics: StudyStatistics | None = field(default=None, repr=False)
-    forecast_evaluation: ForecastEvaluation | None = field(default=None, repr=False)
-    family: PrimaryFamily | None = field(default=None, repr=False)
-    calibration: CalibrationResult | None = field(default=None, repr=False)
-    metrics_net_compare: dict[str, dict] | None = field(default=None, repr=False)
-
-    universe = property(lambda self: self.decided.universe)
-    tuning = property(lambda self: self.decided.tuning)
-    folds = property(lambda self: self.decided.folds)
-    decision_dates = property(lambda self: self.decided.decision_dates)
-    jobs = property(lambda self: self.decided.jobs)
-    decisions = property(lambda self: self.decided.decisions)
-    weights = property(lambda self: self.decided.weights)
 
 
 def decision_calendar(
@@ -225,22 +134,7 @@ def build_strategy(config: StudyConfig, key: str) -> Strategy:
             f"strategy {key!r}: expected <forecaster>/<objective> with a forecaster of {sorted(FORECASTERS)} "
             f"and an objective of {sorted(OBJECTIVES)}, or one of {sorted(BENCHMARKS)}"
         )
-    p = config.portfolio
-    optimizer = MeanVariance(
-        objective=objective,
-        max_weight=p.max_weight,
-        min_names=p.min_names,
-        min_weight_held=p.min_weight_held,
-        risk_aversion=p.risk_aversion,
-        l2_gamma=p.l2_gamma,
-        risk_free_rate=p.risk_free_rate,
-        target_volatility=p.target_volatility,
-        target_return=p.target_return,
-        turnover_limit=p.turnover_limit,
-        allow_cash=p.allow_cash,
-        mip_time_limit=p.mip_time_limit,
-    )
-    return ForecastStrategy(name, optimizer)
+    return ForecastStrategy(name, MeanVariance.from_config(config.portfolio, objective))
 
 
 def build_strategies(config: StudyConfig) -> list[Strategy]:
@@ -337,7 +231,7 @@ def _contexts(
             for name, g in today.groupby("forecaster"):
                 f = g.set_index("coin_id")["forecast"].reindex(coins)
                 expected[name] = to_annual_expected_returns(f, horizon)
-        yield RebalanceContext(date, coins, cov, caps, expected, date in recon)
+        yield RebalanceContext(date, coins, cov, caps, expected, date in recon, returns=window)
 
 
 def _decide(

@@ -1,16 +1,17 @@
-"""Report stage: the self-contained HTML report and the run's output files."""
+"""Report stage: the HTML report and the run's output files.
 
-from kallos.report.export import export_results
-from kallos.report.html import ReportFrames, render_report, write_report
-from kallos.report.outputs import read_run, write_outputs
-from kallos.report.schema import validate_results
+The package face imports nothing, so loading one small module (``kallos.report.files``) never
+loads the report's renderer, and no module of the package reaches another through it. Import
+from the modules themselves:
 
-__all__ = [
-    "ReportFrames",
-    "export_results",
-    "read_run",
-    "render_report",
-    "validate_results",
-    "write_outputs",
-    "write_report",
-]
+* :mod:`kallos.report.html`: ``render_report``, ``write_report`` and ``SECTIONS``, the ordered
+  registry of the report's sections;
+* :mod:`kallos.report.blocks`: ``ReportFrames``, ``SectionContext`` and the block model;
+* :mod:`kallos.report.outputs`: ``write_outputs`` (results.json, Parquet, tearsheets, report) and
+  ``read_run``;
+* :mod:`kallos.report.export`: ``export_results`` (CSV / Excel);
+* :mod:`kallos.report.schema`: ``validate_results``;
+* :mod:`kallos.report.results`: the typed result objects.
+"""
+
+__all__: list[str] = []

@@ -1,26 +1,60 @@
-"""The forecast-evaluation section: tables and plotly charts, embeddable or as a standalone page.
+"""The forecast sections of the report, and the forecast evaluation as a standalone page.
 
-:func:`forecast_section` turns a :class:`~kallos.evaluation.forecast_metrics.ForecastEvaluation`
-into HTML fragments (figures without the plotly.js bundle, tables as ``<table>`` markup) so the
-main report can embed them; :func:`write_forecast_report` writes one self-contained HTML file
-(plotly.js inlined once, no network access needed to view it).
+Three section builders (placed by :data:`kallos.report.html.SECTIONS`):
+
+* :func:`forecast_accuracy_section` ("Forecast accuracy") and :func:`residuals_section`
+  ("Forecast residuals") read ``results["forecasts"]`` and the forecasts frame;
+* :func:`evaluation_section` ("Forecast evaluation") renders the typed
+  :class:`~kallos.evaluation.forecast_metrics.ForecastEvaluation` of the context, and is left out
+  without one.
+
+:func:`forecast_section` turns a ``ForecastEvaluation`` into HTML fragments (figures without the
+plotly.js bundle, tables as ``<table>`` markup) so a page can embed them;
+:func:`write_forecast_report` writes one self-contained HTML file (plotly.js inlined once, no
+network access needed to view it).
 """
 
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
+import kallos.report.charts as charts
 from kallos.evaluation.forecast_metrics import ForecastEvaluation
+from kallos.report.blocks import Figure, Html, Section, SectionContext, TableBlock, Text, records
+from kallos.report.tables import (
+    figure_html,
+    fmt_float,
+    fmt_int,
+    fmt_pct,
+    fmt_pp,
+    n_text,
+    num,
+    period_text,
+    record_table,
+    swatch,
+    total,
+    txt,
+)
 
-__all__ = ["forecast_figures", "forecast_section", "skill_table", "write_forecast_report"]
+__all__ = [
+    "evaluation_section",
+    "forecast_accuracy_section",
+    "forecast_figures",
+    "forecast_section",
+    "residuals_section",
+    "skill_table",
+    "write_forecast_report",
+]
 
 _LAYOUT: dict[str, Any] = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 60, "b": 40}}
 _PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
@@ -236,6 +270,131 @@ def forecast_section(evaluation: ForecastEvaluation) -> dict[str, Any]:
         "decay": _table_html(evaluation.decay, "Accuracy by weeks since the training cutoff"),
     }
     return {"title": "Forecast evaluation", "figures": figures, "tables": tables}
+
+
+# ----------------------------------------------------------------------------- report sections
+
+
+def _rank(record: Mapping[str, Any]) -> tuple[tuple[int, str], str]:
+    return charts.strategy_rank(str(record.get("forecaster"))), str(record.get("coin_id"))
+
+
+def _span(fc: Mapping[str, Any]) -> str:
+    period = fc.get("period") if isinstance(fc.get("period"), Mapping) else {}
+    return period_text(period.get("start"), period.get("end"))
+
+
+def forecast_accuracy_section(ctx: SectionContext) -> Section:
+    """Pooled, per-coin and per-quarter accuracy against the baseline, and DA by quarter."""
+    fc = ctx.results.get("forecasts") if isinstance(ctx.results.get("forecasts"), Mapping) else {}
+    baseline = str(fc.get("baseline") or "zero")
+    horizon = fmt_int(fc.get("horizon"))
+    span = _span(fc)
+    overall = records(fc.get("overall"))
+    cols = [
+        txt("forecaster", "forecaster", lambda v: swatch(str(v))),
+        txt("coin_id", "coin"),
+        num("n", "N", fmt_int, "Forecasts with a realised value"),
+        num("rmse", "RMSE", lambda v: fmt_float(v, 4), "Root mean squared error, log-return units"),
+        num("mae", "MAE", lambda v: fmt_float(v, 4), "Mean absolute error, log-return units"),
+        num("directional_accuracy", "DA", fmt_pct, "Share of forecasts with the right sign"),
+        num("r2_oos", "R²oos", fmt_pct, "Out-of-sample R² against the zero forecast (> 0 beats zero)"),
+        num("rmse_ratio", "RMSE ratio", lambda v: fmt_float(v, 3), f"RMSE / RMSE of {baseline}"),
+        num("da_diff", "DA − base", fmt_pp, f"DA minus DA of {baseline}, percentage points"),
+    ]
+    pooled = sorted((r for r in overall if str(r.get("coin_id")) == "all"), key=_rank)
+    per_coin = sorted((r for r in overall if str(r.get("coin_id")) != "all"), key=_rank)
+    what = f"{horizon}-day forward log returns; ratios and differences are relative to {baseline}"
+    overall_table = record_table(
+        "forecast-overall-table",
+        f"Forecast accuracy pooled over coins, {span}; "
+        f"{n_text((r.get('n') for r in pooled), 'forecasts')} per forecaster; {what}.",
+        pooled,
+        cols,
+    )
+    per_coin_table = record_table(
+        "forecast-coin-table",
+        f"Forecast accuracy per coin, {span}; "
+        f"{n_text((r.get('n') for r in per_coin), 'forecasts')} per forecaster and coin; {what}.",
+        per_coin,
+        cols,
+    )
+    bcq = records(fc.get("by_coin_quarter"))
+    q_cols = [
+        *cols[:2],
+        txt("quarter", "quarter"),
+        *cols[2:7],
+        cols[7],
+        num("mae_ratio", "MAE ratio", lambda v: fmt_float(v, 3), f"MAE / MAE of {baseline}"),
+        cols[8],
+    ]
+    quarter_table = record_table(
+        "forecast-quarter-table",
+        f"Forecast accuracy per coin and quarter, {span}; "
+        f"N = {total(bcq, 'n'):,} forecasts in {len(bcq):,} cells; {what}.",
+        sorted(bcq, key=lambda r: (*_rank(r), str(r.get("quarter")))),
+        q_cols,
+    )
+    models = fc.get("models") if isinstance(fc.get("models"), Mapping) else {}
+    models_text = (
+        f"{fmt_int(models.get('trained'))} models trained over "
+        f"{fmt_int(models.get('folds'))} walk-forward folds."
+    )
+    da_fig = figure_html(charts.directional_accuracy_figure(bcq), "da-quarter") if bcq else None
+    return Section(
+        "forecasts",
+        "Forecast accuracy",
+        [
+            Text(Markup("{}").format(models_text), "meta"),
+            TableBlock(overall_table),
+            TableBlock(per_coin_table, "Accuracy per coin", 0),
+            Figure(
+                da_fig,
+                f"Directional accuracy by quarter, pooled over coins (n-weighted), {span}; "
+                f"N = {total(bcq, 'n'):,} forecasts.",
+            ),
+            TableBlock(quarter_table, "Accuracy per coin and quarter", 0),
+        ],
+    )
+
+
+def residuals_section(ctx: SectionContext) -> Section:
+    """Residual histograms, one panel per coin ("No data for this chart." without forecasts)."""
+    fc = ctx.results.get("forecasts") if isinstance(ctx.results.get("forecasts"), Mapping) else {}
+    forecasts = ctx.frames.forecasts
+    res = charts.residuals(forecasts) if not forecasts.empty else None
+    if res is None or not len(res):
+        return Section("residuals", "Forecast residuals", [Figure(None, "")])
+    counts = res.groupby("forecaster").size()
+    caption = (
+        f"Residual = realised − forecast ({fmt_int(fc.get('horizon'))}-day log returns), one panel per "
+        f"coin, forecasters overlaid; {_span(fc)}; N = "
+        + ", ".join(
+            f"{n:,} ({f})" for f, n in sorted(counts.items(), key=lambda fn: charts.strategy_rank(fn[0]))
+        )
+        + " forecasts."
+    )
+    fig = figure_html(charts.residual_histograms_figure(forecasts), "residuals")
+    return Section("residuals", "Forecast residuals", [Figure(fig, caption)])
+
+
+def evaluation_section(ctx: SectionContext) -> Section | None:
+    """The evaluation's tables, then its figures; None when the context has no forecast evaluation.
+
+    ``ctx.forecast_evaluation`` is a :class:`ForecastEvaluation`, or the fragments
+    :func:`forecast_section` made of one (trusted HTML built by this module; plotly.js is not
+    repeated).
+    """
+    evaluation = ctx.forecast_evaluation
+    if evaluation is None:
+        return None
+    fragments = evaluation if isinstance(evaluation, Mapping) else forecast_section(evaluation)
+    blocks = [Html(Markup(table)) for table in (fragments.get("tables") or {}).values()]
+    blocks += [
+        Html(Markup("<figure>{}</figure>").format(Markup(fig)))
+        for fig in (fragments.get("figures") or {}).values()
+    ]
+    return Section("forecast-evaluation", "Forecast evaluation", blocks) if blocks else None
 
 
 _CSS = """

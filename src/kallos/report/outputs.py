@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from kallos.exceptions import DataValidationError
-from kallos.report.html import ReportFrames, write_report
+from kallos.report.blocks import ReportFrames
+from kallos.report.html import PLOTLY_JS, report_assets, write_report
 from kallos.report.schema import validate_results
 from kallos.report.tearsheets import BENCHMARK_KEY, write_tearsheets
+
+if TYPE_CHECKING:
+    from kallos.evaluation.forecast_metrics import ForecastEvaluation
 
 __all__ = ["read_run", "write_outputs"]
 
@@ -23,7 +27,8 @@ def write_outputs(
     tables: dict[str, pd.DataFrame],
     *,
     tearsheets: bool = True,
-    forecast_evaluation_section: dict[str, Any] | None = None,
+    forecast_evaluation: ForecastEvaluation | None = None,
+    assets: str | None = None,
 ) -> dict[str, Path]:
     """Write ``results.json``, ``<name>.parquet`` for each of ``tables``, the tearsheets and ``report.html``.
 
@@ -31,10 +36,12 @@ def write_outputs(
     (:func:`kallos.report.schema.validate_results`). With ``tearsheets`` and a ``market_cap``
     column in ``frames.returns_net``, one QuantStats page per variant goes to
     ``tearsheets/<key>.html`` and the mapping is stored as ``results["tearsheets"]`` (the
-    caller's dict is not modified). ``forecast_evaluation_section`` is passed to the report
-    (:func:`kallos.report.html.render_report`).
+    caller's dict is not modified). ``forecast_evaluation`` and ``assets`` are passed to the report
+    (:func:`kallos.report.html.write_report`; ``assets`` defaults to the run's ``report.assets``).
+    Under ``assets="shared"`` ``plotly.min.js`` is written beside ``report.html``.
 
-    Returns the paths written, by name (``"tearsheet:<key>"`` for each tearsheet).
+    Returns the paths written, by name (``"tearsheet:<key>"`` for each tearsheet, ``"plotly_js"``
+    for the shared bundle).
 
     Raises
     ------
@@ -55,8 +62,14 @@ def write_outputs(
     paths["results"] = directory / "results.json"
     paths["results"].write_text(json.dumps(results, indent=1, allow_nan=False))
     paths["report"] = write_report(
-        directory / "report.html", results, frames, forecast_evaluation_section=forecast_evaluation_section
+        directory / "report.html",
+        results,
+        frames,
+        forecast_evaluation=forecast_evaluation,
+        assets=assets,
     )
+    if report_assets(results, assets) == "shared":
+        paths["plotly_js"] = directory / PLOTLY_JS
     return paths
 
 

@@ -1,30 +1,29 @@
-"""Section builders of the comparison report: a registry of ``id -> (title, builder)``.
+"""Section builders for the run's statistics, universe, fallbacks and exploratory tests.
 
-Each builder takes a :class:`SectionContext` (the ``results`` document, the daily frames and
-the display order of objectives and variants) and returns a :class:`Section` made of blocks
-(tables, figures, paragraphs) or ``None`` when its stage is absent from the run, in which case
-the section and its table-of-contents entry are left out. The Jinja template renders every
-block kind with one macro, so adding a section is adding a builder here.
+Each builder takes a :class:`~kallos.report.blocks.SectionContext` (the ``results`` document,
+the daily frames and the display order of objectives and variants) and returns a
+:class:`~kallos.report.blocks.Section` made of blocks (tables, figures, paragraphs) or ``None``
+when its stage is absent from the run, in which case the section and its table-of-contents entry
+are left out. The ordered registry that places them is :data:`kallos.report.html.SECTIONS`.
 
-Statistics keys rendered here follow the results.json contract: ``verdicts``, ``effects``,
-``sharpe`` / ``trials`` (PSR, DSR, minimum track record length), ``overfitting`` (PBO),
-``regimes``, ``quarters`` and ``universe`` (point-in-time constituents), ``tuning``
-(:mod:`kallos.report.tuning`) and ``published`` (:mod:`kallos.report.published`). The "net of X
-bps" table beside the metrics (:func:`net_compare_table`) reads ``strategies.*.metrics_net_compare``.
+Statistics keys rendered here follow the results.json contract: ``tests`` (the exploratory
+pairwise battery), ``effects``, ``sharpe`` / ``trials`` (PSR, DSR, minimum track record length),
+``overfitting`` (PBO), ``regimes``, ``quarters`` and ``universe`` (point-in-time constituents).
+The "net of X bps" table beside the metrics (:func:`net_compare_table`) reads
+``strategies.*.metrics_net_compare``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import pandas as pd
 from markupsafe import Markup
 
-from kallos.report import charts
-from kallos.report.blocks import Builder, Figure, Section, SectionContext, TableBlock, Text, records
-from kallos.report.published import published_section
+import kallos.report.charts as charts
+from kallos.evaluation.battery import TEST_LABELS
+from kallos.report.blocks import Block, Figure, Section, SectionContext, TableBlock, Text, records
 from kallos.report.tables import (
     DASH,
     Cell,
@@ -41,6 +40,7 @@ from kallos.report.tables import (
     fmt_text,
     get,
     headers,
+    n_text,
     num,
     period_text,
     record_row,
@@ -48,13 +48,18 @@ from kallos.report.tables import (
     swatch,
     txt,
 )
-from kallos.report.tuning import tuning_section
-from kallos.report.verdicts import answer, calibration_section, primary_section
 
-__all__ = ["SECTIONS", "Section", "SectionContext", "build_sections", "headline", "net_compare_table"]
-# Section, SectionContext: re-exported from kallos.report.blocks (the block model of a section).
-
-ROLLING_WINDOW = 90
+__all__ = [
+    "adjusted_key",
+    "fallbacks_section",
+    "is_significant",
+    "net_compare_table",
+    "quarters_section",
+    "regimes_section",
+    "sharpe_section",
+    "tests_section",
+    "universe_section",
+]
 
 
 def _key_rank(key: str, objectives: Sequence[str]) -> tuple[int, tuple[int, str]]:
@@ -70,22 +75,6 @@ def _objective_of(record: Mapping[str, Any]) -> str:
     return "none" if value in (None, "") else str(value)
 
 
-def _grouped(
-    records: Sequence[Mapping[str, Any]], objectives: Sequence[str]
-) -> list[tuple[str, list[Mapping[str, Any]]]]:
-    groups: dict[str, list[Mapping[str, Any]]] = {}
-    for r in records:
-        groups.setdefault(_objective_of(r), []).append(r)
-    order = {o: i for i, o in enumerate(objectives)}
-    return [(g, groups[g]) for g in sorted(groups, key=lambda g: (order.get(g, len(order)), g))]
-
-
-def _ci(low: Any, high: Any, fmt: Callable[[Any], str]) -> str:
-    if as_float(low) is None and as_float(high) is None:
-        return DASH
-    return f"[{fmt(low)}, {fmt(high)}]"
-
-
 def _key_cell(value: Any) -> Any:
     return swatch(str(value)) if value not in (None, "") else DASH
 
@@ -93,7 +82,7 @@ def _key_cell(value: Any) -> Any:
 # ----------------------------------------------------------------------------- universe (issue 3)
 
 
-def _universe(ctx: SectionContext) -> Section | None:
+def universe_section(ctx: SectionContext) -> Section | None:
     uni = get(ctx.results, "universe")
     if not isinstance(uni, Mapping):
         return None
@@ -112,7 +101,7 @@ def _universe(ctx: SectionContext) -> Section | None:
         intro += Markup(" <strong>Not in CoinGecko:</strong> {} (market cap from another source).").format(
             ", ".join(absent)
         )
-    blocks: list[Figure | Text | TableBlock] = [Text(intro)]
+    blocks: list[Block] = [Text(intro)]
     nested = [{"month": m, "constituents": [c for c in cons if str(c.get("month")) == m]} for m in months]
     if cons:
         blocks.append(
@@ -235,74 +224,26 @@ def _universe(ctx: SectionContext) -> Section | None:
     return Section("universe", "Universe construction", blocks)
 
 
-# ----------------------------------------------------------------------------- performance charts
-
-
-def _returns(ctx: SectionContext) -> pd.DataFrame:
-    net = ctx.frames.returns_net
-    return net.loc[:, [c for c in ctx.variants if c in net.columns]]
-
-
-def _rolling(ctx: SectionContext) -> Section | None:
-    returns = _returns(ctx)
-    n = int(returns.notna().sum().max()) if returns.shape[1] else 0
-    window = ROLLING_WINDOW if n >= 2 * ROLLING_WINDOW else max(10, n // 4)
-    if returns.empty or n <= window:
-        return None
-    fig = charts.rolling_sharpe_figure(returns, ctx.objectives, window=window)
-    valid = returns.dropna(how="all")
-    caption = (
-        f"Trailing {window}-day Sharpe ratio of daily net returns, annualised with 365 days (risk-free 0), "
-        f"{period_text(valid.index.min(), valid.index.max())}; first value after {window} days."
-    )
-    return Section("rolling", "Rolling Sharpe ratio", [Figure(figure_html(fig, "rolling-sharpe"), caption)])
-
-
-def _turnover(ctx: SectionContext) -> Section | None:
-    turnover = ctx.frames.turnover
-    cols = [c for c in ctx.variants if c in turnover.columns]
-    if turnover.empty or not cols or not (turnover[cols].fillna(0.0) > 0).any().any():
-        return None
-    t = turnover.loc[:, cols]
-    n = int((t.fillna(0.0) > 0).sum().max())
-    caption = (
-        "One-way turnover (fraction of capital traded) at each rebalance, "
-        f"{period_text(t.index.min(), t.index.max())}; up to N = {n:,} rebalances per variant. "
-        "Costs are charged on this turnover."
-    )
-    return Section(
-        "turnover",
-        "Turnover",
-        [Figure(figure_html(charts.turnover_figure(t, ctx.objectives), "turnover"), caption)],
-    )
-
-
 # ----------------------------------------------------------------------------- fallbacks (decision chain)
 
 
-def _fallbacks(ctx: SectionContext) -> Section | None:
-    strategies = get(ctx.results, "strategies", default={}) or {}
+def fallbacks_section(ctx: SectionContext) -> Section | None:
     rows = []
     for key in ctx.variants:
-        fb = get(strategies, key, "fallbacks")
-        if not isinstance(fb, Mapping):
+        if key not in ctx.portfolios:
             continue
-        count, rebalances = as_float(fb.get("count")), as_float(fb.get("rebalances"))
-        share = count / rebalances if count is not None and rebalances else None
-        reasons = get(fb, "by_reason", default={}) or {}
-        chain = fb.get("chain")
-        detail = "; ".join(f"{k}: {v}" for k, v in reasons.items()) or DASH
+        fb = ctx.portfolios[key].fallbacks
+        detail = "; ".join(f"{k}: {v}" for k, v in fb.by_reason.items()) or DASH
         rows.append(
             Row(
                 [
                     Cell(swatch(key)),
-                    Cell(fmt_int(count), "num"),
-                    Cell(fmt_int(rebalances), "num"),
-                    Cell(fmt_pct(share), "num"),
+                    Cell(fmt_int(fb.count), "num"),
+                    Cell(fmt_int(fb.rebalances), "num"),
+                    Cell(fmt_pct(fb.share if fb.rebalances else None), "num"),
                     Cell(detail, "wrap"),
-                    Cell(" → ".join(map(str, chain)) if isinstance(chain, list) and chain else DASH, "wrap"),
                 ],
-                "warn" if count else "",
+                "warn" if fb.count else "",
                 {"data-variant": key},
             )
         )
@@ -318,7 +259,6 @@ def _fallbacks(ctx: SectionContext) -> Section | None:
             Header("rebalances", "num"),
             Header("share", "num"),
             Header("reasons (count)"),
-            Header("chain"),
         ],
         [Group(None, rows)],
     )
@@ -328,7 +268,7 @@ def _fallbacks(ctx: SectionContext) -> Section | None:
 # ----------------------------------------------------------------------------- PSR / DSR / PBO
 
 
-def _sharpe_inference(ctx: SectionContext) -> Section | None:
+def sharpe_section(ctx: SectionContext) -> Section | None:
     sharpe = get(ctx.results, "sharpe", default={}) or {}
     trials = get(ctx.results, "trials", default={}) or {}
     pbo = get(ctx.results, "overfitting", default={}) or {}
@@ -336,7 +276,7 @@ def _sharpe_inference(ctx: SectionContext) -> Section | None:
         pbo = {}  # the stage ran without enough variants for CSCV
     if not sharpe and not pbo:
         return None
-    blocks: list[Figure | Text | TableBlock] = []
+    blocks: list[Block] = []
     if trials:
         blocks.append(
             Text(
@@ -435,7 +375,7 @@ def _pairwise_table(table_id: str, caption: str, records: Sequence[Mapping[str, 
     return Table(table_id, caption, headers(cols), [Group(None, rows)])
 
 
-def _regimes(ctx: SectionContext) -> Section | None:
+def regimes_section(ctx: SectionContext) -> Section | None:
     regimes = get(ctx.results, "regimes", default={}) or {}
     metrics = records(regimes.get("metrics"))
     if not metrics:
@@ -462,7 +402,7 @@ def _regimes(ctx: SectionContext) -> Section | None:
         groups.append(
             Group(regime, [Row([Cell(swatch(str(m.get("key")))), *record_row(m, cols).cells]) for m in recs])
         )
-    blocks: list[Figure | Text | TableBlock] = [
+    blocks: list[Block] = [
         Text(intro),
         Figure(
             figure_html(charts.regime_sharpe_figure(metrics), "regimes"),
@@ -505,7 +445,7 @@ def _regimes(ctx: SectionContext) -> Section | None:
     return Section("regimes", "Market regimes", blocks)
 
 
-def _quarters(ctx: SectionContext) -> Section | None:
+def quarters_section(ctx: SectionContext) -> Section | None:
     quarters = records(get(ctx.results, "quarters"))
     if not quarters:
         return None
@@ -607,60 +547,137 @@ def net_compare_table(
     )
 
 
-# ----------------------------------------------------------------------------- registry
+# ----------------------------------------------------------------------------- exploratory battery
 
 
-SECTIONS: Mapping[str, tuple[str, Builder]] = {
-    "universe": ("Universe construction", _universe),
-    "rolling": ("Rolling Sharpe ratio", _rolling),
-    "turnover": ("Turnover", _turnover),
-    "fallbacks": ("Decision fallbacks", _fallbacks),
-    "verdicts": ("Primary comparisons and verdicts", primary_section),
-    "calibration": ("Calibration: size and power of the primary tests", calibration_section),
-    "sharpe": ("Sharpe inference and overfitting", _sharpe_inference),
-    "regimes": ("Market regimes", _regimes),
-    "quarters": ("Quarterly breakdown", _quarters),
-    "tuning": ("Hyper-parameter tuning", tuning_section),
-    "published": ("Published results beside ours", published_section),
-}
-"""Section id -> (title, builder). The template places each id; a None result drops the section."""
+def adjusted_key(tests: Mapping[str, Any]) -> str:
+    """The p-value key of the battery's correction: ``"p_holm"`` or ``"p_bh"``."""
+    correction = str(tests.get("correction") or "holm").lower()
+    return {"holm": "p_holm", "bh": "p_bh", "fdr_bh": "p_bh", "benjamini-hochberg": "p_bh"}.get(
+        correction, "p_holm"
+    )
 
 
-def build_sections(ctx: SectionContext) -> dict[str, Section | None]:
-    """Run every registered builder; ``None`` for sections whose stage is absent."""
-    return {sid: build(ctx) for sid, (_, build) in SECTIONS.items()}
+def _p_label(adj_key: str) -> str:
+    return {"p_holm": "p (Holm)", "p_bh": "p (BH)"}.get(adj_key, adj_key)
 
 
-# ----------------------------------------------------------------------------- headline
+def is_significant(row: Mapping[str, Any], adj_key: str, alpha: float) -> bool:
+    """Whether a pairwise test row passes at ``alpha`` on ``adj_key`` (else its ``significant`` flag)."""
+    p = as_float(row.get(adj_key))
+    if p is None:
+        return bool(row.get("significant"))
+    return p < alpha
 
 
-def headline(results: Mapping[str, Any], objectives: Sequence[str]) -> list[Markup]:
-    """The first screen: the answer from the primary family (:func:`kallos.report.verdicts.answer`),
-    then the deflated Sharpe ratio and the probability of backtest overfitting, one sentence each."""
-    out: list[Markup] = list(answer(results))
-    sharpe = get(results, "sharpe", default={}) or {}
-    scored = [
-        (k, d)
-        for k, v in sharpe.items()
-        if isinstance(v, Mapping) and (d := as_float(v.get("dsr"))) is not None
+def _tests_table(
+    results: Mapping[str, Any], objectives: Sequence[str], *, only_significant: bool = False
+) -> Table:
+    """Pairwise tests grouped by objective.
+
+    Rows significant after Holm get class ``sig``; rows significant only after BH get ``sig-bh``.
+    """
+    tests = get(results, "tests", default={})
+    alpha = as_float(tests.get("alpha")) or 0.05
+    adj_key = adjusted_key(tests)
+    rows = [r for r in get(tests, "pairwise", default=[]) if isinstance(r, Mapping)]
+    columns = [
+        txt("a", "A", lambda v: swatch(str(v)) if v is not None else DASH),
+        txt("b", "B", lambda v: swatch(str(v)) if v is not None else DASH),
+        txt("test", "test", lambda v: TEST_LABELS.get(str(v), fmt_text(v))),
+        num("statistic", "statistic", lambda v: fmt_float(v, 3)),
+        num("p_value", "p", fmt_p, "Unadjusted p-value"),
+        num("p_holm", "p (Holm)", fmt_p, "Holm-adjusted p-value (family-wise error)"),
+        num("p_bh", "p (BH)", fmt_p, "Benjamini-Hochberg adjusted p-value (false discovery rate)"),
+        num(
+            "cohens_d",
+            "Cohen's d",
+            lambda v: fmt_float(v, 3),
+            "Standardised mean difference of daily returns",
+        ),
+        num("mean_diff_annual", "Δ mean / yr", lambda v: fmt_pct(v, 2, signed=True), "Annualised A − B"),
+        num("n", "N", fmt_int, "Daily observations"),
     ]
-    if scored:
-        key, dsr = max(scored, key=lambda kd: kd[1])
-        out.append(
-            Markup("Highest deflated Sharpe ratio: <code>{}</code> at {} ({} trials){}.").format(
-                key,
-                fmt_pct(dsr),
-                fmt_int(get(results, "trials", "n_trials")),
-                Markup(" — above 95%, unlikely to be luck")
-                if dsr > 0.95
-                else Markup(" — below 95%, not conclusive"),
+    table_headers = [
+        *headers(columns),
+        Header(
+            "effect [95% CI]", "num", "The test's own effect size and confidence interval (name on hover)"
+        ),
+        Header("BH", "", f"p (BH) < α = {alpha:g} (false discovery rate)"),
+        Header("significant", "", f"{_p_label(adj_key)} < α = {alpha:g}"),
+    ]
+    grouped: dict[str, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        grouped.setdefault(_objective_of(r), []).append(r)
+    order = {o: i for i, o in enumerate(objectives)}
+    groups = []
+    n_shown = 0
+    for group in sorted(grouped, key=lambda g: (order.get(g, len(order)), g)):
+        out = []
+        for r in grouped[group]:
+            sig = is_significant(r, adj_key, alpha)
+            bh = as_float(r.get("p_bh"))
+            sig_bh = bh is not None and bh < alpha
+            if only_significant and not (sig or sig_bh):
+                continue
+            base = record_row(r, columns)
+            effect = as_float(r.get("effect"))
+            effect_text = (
+                DASH
+                if effect is None
+                else f"{fmt_float(effect, 3)} "
+                f"[{fmt_float(r.get('ci_low'), 3)}, {fmt_float(r.get('ci_high'), 3)}]"
             )
-        )
-    pbo = as_float(get(results, "overfitting", "pbo"))
-    if pbo is not None:
-        out.append(
-            Markup("Probability of backtest overfitting: <strong>{}</strong>{}.").format(
-                fmt_pct(pbo), " (high)" if pbo > 0.5 else ""
+            cells = [
+                *base.cells,
+                Cell(effect_text, "num", fmt_text(r.get("effect_name")) if r.get("effect_name") else ""),
+                Cell("yes" if sig_bh else "no", "flag"),
+                Cell("yes" if sig else "no", "flag"),
+            ]
+            cls = "sig" if sig else ("sig-bh" if sig_bh else "")
+            out.append(
+                Row(
+                    cells,
+                    cls,
+                    {"data-a": str(r.get("a")), "data-b": str(r.get("b")), "data-test": str(r.get("test"))},
+                )
             )
+        n_shown += len(out)
+        if out:
+            groups.append(Group(group, out))
+    period = get(tests, "period", default={})
+    n_values = [period.get("n_days")] if period.get("n_days") is not None else [r.get("n") for r in rows]
+    family = tests.get("family_size") or len(rows)
+    caption = (
+        ("Significant pairwise tests" if only_significant else "Pairwise tests")
+        + " of daily net returns, A vs B, "
+        f"{period_text(period.get('start'), period.get('end'))}; "
+        f"{n_text(n_values, 'daily observations')}; family of {family} tests. "
+        f"Correction: {tests.get('correction') or 'holm'}, "
+        f"α = {alpha:g}; highlighted rows have {_p_label(adj_key)} < α, lightly highlighted only p (BH) < α."
+    )
+    return Table(
+        "tests-significant-table" if only_significant else "tests-table", caption, table_headers, groups
+    )
+
+
+def tests_section(ctx: SectionContext) -> Section:
+    """Every battery test on every pair; the significant ones first when the table is long."""
+    everything = _tests_table(ctx.results, ctx.objectives)
+    blocks: list[Block] = [
+        Text(
+            Markup(
+                "Every battery test on every pair, corrected over the whole exploratory family; "
+                "descriptive, not used for the verdicts."
+            ),
+            "note",
         )
-    return out
+    ]
+    if everything.n_rows > 40:
+        blocks += [
+            TableBlock(_tests_table(ctx.results, ctx.objectives, only_significant=True)),
+            TableBlock(everything, "All pairwise tests", 40),
+        ]
+    else:
+        blocks.append(TableBlock(everything))
+    return Section("tests", "Exploratory pairwise tests", blocks)

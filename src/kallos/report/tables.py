@@ -15,7 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from markupsafe import Markup
 
-from kallos.report import charts
+from kallos.report.charts import strategy_colour
 
 DASH = "–"
 _PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "toImageButtonOptions": {"scale": 2}}
@@ -185,7 +185,7 @@ def record_table(
 
 def swatch(key: str) -> Markup:
     return Markup('<span class="sw" style="background:{}"></span><code>{}</code>').format(
-        charts.strategy_colour(key), key
+        strategy_colour(key), key
     )
 
 

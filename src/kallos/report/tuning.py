@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from markupsafe import Markup
 from plotly.colors import qualitative
 
-from kallos.report import charts
+import kallos.report.charts as charts
 from kallos.report.blocks import Figure, Section, SectionContext, TableBlock, Text, records
 from kallos.report.tables import (
     DASH,

@@ -1,15 +1,13 @@
-"""Report sections that answer the study's question: the primary family, its calibration, the answer.
+"""Report sections that answer the study's question: the primary family and its calibration.
 
-* :func:`answer` writes the first screen: which learned variants beat which baselines after the
-  primary correction, the SPA p-values and the model confidence set, the minimum detectable gap,
-  and forecast skill against the zero forecast.
+The first screen's answer drawn from them is written by :func:`kallos.report.summary.summary_section`.
+
 * :func:`primary_section` shows the declared family: one verdict per comparison with its Sharpe
   gap, simultaneous StepM interval and minimum detectable gap, the SPA and MCS, and the
   fallback robustness check.
 * :func:`calibration_section` shows the measured size and power of those tests.
 
-Everything is read from the ``results.json`` document (``primary``, ``calibration``,
-``forecasts``, ``forecast_evaluation``).
+Everything is read from the ``results.json`` document (``primary``, ``calibration``).
 """
 
 from __future__ import annotations
@@ -39,7 +37,6 @@ from kallos.report.tables import (
     get,
     headers,
     num,
-    period_text,
     record_row,
     split,
     swatch,
@@ -48,9 +45,7 @@ from kallos.report.tables import (
 
 __all__ = [
     "VERDICT_CLASS",
-    "answer",
     "calibration_section",
-    "forecaster_labels",
     "level_text",
     "primary_section",
     "variant_label",
@@ -86,230 +81,8 @@ def level_text(primary: Mapping[str, Any]) -> str:
     )
 
 
-def _join(items: Sequence[Markup | str], last: str = "and") -> Markup:
-    items = [Markup("{}").format(i) if not isinstance(i, Markup) else i for i in items]
-    if len(items) <= 1:
-        return items[0] if items else Markup("")
-    return Markup(", ").join(items[:-1]) + Markup(f" {last} ") + items[-1]
-
-
 def _code(key: Any) -> Markup:
     return Markup("<code>{}</code>").format(key)
-
-
-def forecaster_labels(results: Mapping[str, Any]) -> dict[str, str]:
-    """Display label of each forecaster named in ``results["forecasts"]["forecasters"]``.
-
-    The list is written from the registered specs (:meth:`kallos.forecast.spec.ForecasterSpec.display`),
-    so a plug-in's label reaches the headline without any edit here; a name missing from it is
-    shown as itself.
-    """
-    return {
-        str(r["name"]): str(r.get("label") or r["name"])
-        for r in records(get(results, "forecasts", "forecasters"))
-        if r.get("name")
-    }
-
-
-def _named(name: str, labels: Mapping[str, str]) -> Markup:
-    """``GRU (<code>gru</code>)``, or just the code where the label is the name itself."""
-    label = labels.get(name, name)
-    return _code(name) if label == name else Markup("{} ({})").format(label, _code(name))
-
-
-# ----------------------------------------------------------------------------- the answer
-
-
-def _verdict_sentence(primary: Mapping[str, Any], labels: Mapping[str, str]) -> Markup:
-    verdicts = records(primary.get("verdicts"))
-    declared = get(primary, "declared", default={}) or {}
-    learned = [str(x) for x in declared.get("learned") or []]
-    comparators = [*map(str, declared.get("baselines") or []), str(declared.get("benchmark") or "")]
-    head = Markup(
-        "<strong>Do learned forecasts build better portfolios?</strong> The primary family, declared "
-        "before any test ran, compares {} with {} under each objective ({} comparisons, net daily returns"
-    ).format(
-        _join([_named(n, labels) for n in learned]) or DASH,
-        _join(
-            [
-                _code(n) if n != "zero" else Markup("<code>zero</code> (minimum variance)")
-                for n in comparators
-                if n
-            ]
-        ),
-        len(verdicts),
-    )
-    period = primary.get("period") or {}
-    if period:
-        head += Markup(", {}").format(period_text(period.get("start"), period.get("end")))
-    head += Markup("). After Romano-Wolf StepM on Sharpe ratios ({}), ").format(level_text(primary))
-    wins = [v for v in verdicts if v.get("verdict") == "a better"]
-    losses = [v for v in verdicts if v.get("verdict") == "b better"]
-    if not wins and not losses:
-        return head + Markup("<strong>no learned variant differs detectably from any comparator</strong>.")
-
-    def beats(v: Mapping[str, Any], winner: str, loser: str, sign: float) -> Markup:
-        gap = (as_float(v.get("sharpe_diff")) or 0.0) * sign
-        return Markup("{} beats {} (ΔSharpe {})").format(
-            _code(v[winner]), _code(v[loser]), fmt_float(gap, signed=True)
-        )
-
-    parts = [
-        Markup("<strong>{}</strong>").format(_join([beats(v, *side) for v in group]))
-        for group, side in ((wins, ("a", "b", 1.0)), (losses, ("b", "a", -1.0)))
-        if group
-    ]
-    rest = len(verdicts) - len(wins) - len(losses)
-    return (
-        head
-        + _join(parts, "while")
-        + Markup("; the other {} comparisons show no detectable difference.").format(rest)
-    )
-
-
-def _spa_mcs_sentence(primary: Mapping[str, Any]) -> Markup | None:
-    spa = records(primary.get("spa"))
-    mcs = get(primary, "mcs", default={}) or {}
-    bits = []
-    if spa:
-        bits.append(
-            Markup("Hansen's SPA test of whether any learned variant beats the best comparator: {}").format(
-                _join(
-                    [
-                        Markup("{} p = {} (best comparator {})").format(
-                            fmt_text(r.get("objective")),
-                            fmt_p(r.get("p_consistent")),
-                            _code(r.get("benchmark")),
-                        )
-                        for r in spa
-                    ]
-                )
-            )
-        )
-    included = mcs.get("included") or []
-    if included:
-        bits.append(
-            Markup(
-                "the {} model confidence set (Hansen, Lunde and Nason 2011) holds {} of {} variants: {}"
-            ).format(
-                fmt_pct(1 - (as_float(primary.get("alpha")) or 0.05), 0),
-                len(included),
-                len(records(mcs.get("variants"))),
-                _join([_code(k) for k in included]),
-            )
-        )
-    return Markup("; ").join(bits) + Markup(".") if bits else None
-
-
-def _power_sentence(primary: Mapping[str, Any], calibration: Mapping[str, Any] | None) -> Markup | None:
-    gaps = [
-        g
-        for v in records(primary.get("verdicts"))
-        if (g := as_float(v.get("min_detectable_gap"))) is not None
-    ]
-    if not gaps:
-        return None
-    gaps.sort()
-    n = as_float(primary.get("n_days")) or 0
-    years = n / 365.0
-    median = gaps[len(gaps) // 2]
-    text = Markup(
-        "What the data can show: a true annual Sharpe gap smaller than <strong>{}</strong> (median over "
-        "comparisons; range {}–{}) would likely go unnoticed in {:.1f} years of daily data ({} power "
-        "inside this family)"
-    ).format(
-        fmt_float(median),
-        fmt_float(gaps[0]),
-        fmt_float(gaps[-1]),
-        years,
-        fmt_pct(as_float(primary.get("power")) or 0.8, 0),
-    )
-    if calibration:
-        size = [r for r in records(calibration.get("size")) if r.get("applies")]
-        rates = [x for r in size if (x := as_float(r.get("rejection_rate"))) is not None]
-        power = [r for r in records(calibration.get("power")) if as_float(r.get("gap")) == 2.0]
-        if rates:
-            text += Markup(
-                "; measured on this study's own returns, the tests' false-positive rates are {}–{}"
-            ).format(fmt_pct(min(rates)), fmt_pct(max(rates)))
-        if power:
-            text += Markup(" and a planted Sharpe gap of 2 is called in {} of replications").format(
-                _join(
-                    [
-                        Markup("{} ({})").format(
-                            fmt_pct(r.get("verdict_all"), 0), fmt_text(r.get("form")).replace("_", " ")
-                        )
-                        for r in power
-                    ]
-                )
-            )
-    return text + Markup(".")
-
-
-def _skill_sentence(results: Mapping[str, Any], learned: Sequence[str]) -> Markup | None:
-    labels = forecaster_labels(results)
-    overall = {
-        str(r.get("forecaster")): r
-        for r in records(get(results, "forecasts", "overall"))
-        if str(r.get("coin_id")) == "all"
-    }
-    dm = {
-        str(r.get("forecaster")): r
-        for r in records(get(results, "forecast_evaluation", "dm_tests"))
-        if str(r.get("coin_id")) == "all" and r.get("baseline") == "zero"
-    }
-    pt = {
-        str(r.get("forecaster")): r
-        for r in records(get(results, "forecast_evaluation", "pt_tests"))
-        if str(r.get("coin_id")) == "all"
-    }
-    parts = []
-    for name in learned:
-        o = overall.get(name)
-        if not o:
-            continue
-        r2 = as_float(o.get("r2_oos"))
-        d = dm.get(name, {})
-        stat, p = as_float(d.get("dm_stat")), d.get("p_value")
-        verdict = "no better than zero"
-        if stat is not None and (as_float(p) or 1.0) < 0.05:
-            verdict = "better than zero" if stat < 0 else "worse than zero"
-        text = Markup(
-            "{} R²<sub>oos</sub> {} ({}: Diebold-Mariano p = {}), directional accuracy {} against {} "
-            "for always "
-            "predicting the more frequent sign (Pesaran-Timmermann robust p = {})"
-        ).format(
-            _named(name, labels),
-            fmt_pct(r2, 1, signed=True),
-            verdict,
-            fmt_p(p),
-            fmt_pct(o.get("directional_accuracy")),
-            fmt_pct(o.get("majority_accuracy")),
-            fmt_p(pt.get(name, {}).get("hac_p_value")),
-        )
-        parts.append(text)
-    if not parts:
-        return None
-    return Markup(
-        "<strong>Forecast skill against the zero forecast</strong> (pooled over coins): {}."
-    ).format(Markup("; ").join(parts))
-
-
-def answer(results: Mapping[str, Any]) -> list[Markup]:
-    """The report's first screen: one paragraph per point, from the primary family (empty without one)."""
-    primary = get(results, "primary")
-    if not isinstance(primary, Mapping):
-        return []
-    learned = [str(x) for x in get(primary, "declared", "learned", default=[]) or []]
-    out = [_verdict_sentence(primary, forecaster_labels(results))]
-    for extra in (
-        _spa_mcs_sentence(primary),
-        _power_sentence(primary, get(results, "calibration")),
-        _skill_sentence(results, learned),
-    ):
-        if extra is not None:
-            out.append(extra)
-    return out
 
 
 # ----------------------------------------------------------------------------- primary section
