@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -14,6 +15,7 @@ from kallos import __version__
 from kallos.cli.app import app
 from kallos.data import Store
 from kallos.data import schema as s
+from kallos.data.artifacts import read_models_manifest
 from kallos.evaluation import BATTERY
 from kallos.pipeline.results import RESULT_KEYS, STATISTICS_KEYS
 from kallos.report.schema import validate_results
@@ -174,9 +176,15 @@ def test_end_to_end_small_real_slice(tmp_path, data_dir):
         "bnb",
         "xrp",
     ]
-    assert results["forecasts"]["models"]["trained"] == len(
-        list((run_dir / "models" / "gru").rglob("*.safetensors"))
-    )
+    # The run references its models in the registry instead of copying them (models.json).
+    assert not list(run_dir.rglob("*.safetensors"))
+    models = read_models_manifest(run_dir)
+    assert results["forecasts"]["models"]["trained"] == len(models.models) > 0
+    assert {m.forecaster for m in models.models} == {"gru"}
+    assert results["forecasts"]["models"]["artifacts"]["artifact_dir"] == str(models.artifact_dir)
+    for ref in models.models:
+        path = ref.artifact.files(models.artifact_dir)["safetensors"]
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == ref.artifact.sha256["safetensors"]
 
     weights = pd.read_parquet(run_dir / "weights.parquet")
     sums = weights.groupby(["key", "date"])["weight"].sum()
@@ -224,6 +232,7 @@ def test_end_to_end_small_real_slice(tmp_path, data_dir):
     again_results = json.loads((second / "results.json").read_text())
     assert again_results["forecasts"]["models"]["registry"]["trained"] == 0
     assert (second / "forecasts.parquet").read_bytes() == (run_dir / "forecasts.parquet").read_bytes()
+    assert read_models_manifest(second).models == models.models  # the same stored artifacts
 
 
 def _run_dirs(out):

@@ -9,12 +9,20 @@ import pandas as pd
 import pytest
 
 from kallos.data import Store
+from kallos.data import schema as s
+from kallos.data.artifacts import (
+    ModelArtifactError,
+    ModelReference,
+    encode_model_state,
+    write_models_manifest,
+)
 from kallos.forecast import CoinHistory, ForecastJob, NaivePersistence
 from kallos.forecast.driver import run_jobs
 from kallos.forecast.model_store import (
     ModelRegistry,
     job_config_hash,
     job_data_hash,
+    load_run_model,
     run_jobs_with_registry,
 )
 
@@ -85,8 +93,10 @@ def test_model_id_is_a_content_hash(registry, histories, fold, tiny_config):
     jobs = _jobs(histories, fold, tiny_config)
     run_jobs_with_registry(jobs, registry, runner=SpyRunner())
     row = registry.entries(coin_id="aaa").iloc[0]
-    d = registry.artifact_dir(row["model_id"])
-    assert sorted(p.name for p in d.iterdir()) == ["model.json", "model.safetensors"]
+    stem = registry.artifact_stem(row["artifact_hash"])  # content-addressed: <root>/<h[:2]>/<h>
+    assert stem.parent.name == row["artifact_hash"][:2]
+    assert sorted(p.name for p in stem.parent.iterdir()) == [f"{stem.name}.json", f"{stem.name}.safetensors"]
+    assert row["artifact_path"] == str(stem.with_suffix(".safetensors"))
 
     def sha(*parts: bytes) -> str:
         h = hashlib.sha256()
@@ -95,12 +105,12 @@ def test_model_id_is_a_content_hash(registry, histories, fold, tiny_config):
             h.update(b"\x00")
         return h.hexdigest()
 
-    artifact = sha((d / "model.safetensors").read_bytes(), (d / "model.json").read_bytes())
+    artifact = sha(stem.with_suffix(".safetensors").read_bytes(), stem.with_suffix(".json").read_bytes())
     assert row["artifact_hash"] == artifact
     gru = next(j for j in jobs if j.forecaster.name == "gru" and j.history.coin_id == "aaa")
     assert row["config_hash"] == job_config_hash(gru) and row["data_hash"] == job_data_hash(gru)
     assert row["model_id"] == sha(artifact.encode(), row["config_hash"].encode(), row["data_hash"].encode())
-    assert not list(registry.root.glob(".partial-*"))
+    assert not list(registry.root.rglob(".partial-*"))
 
 
 def test_changed_data_retrains_only_that_coin(registry, histories, fold, tiny_config):
@@ -140,9 +150,8 @@ def test_changed_hyperparameter_retrains_all(registry, histories, fold, tiny_con
 
 def test_missing_artifact_means_retrain(registry, histories, fold, tiny_config):
     run_jobs_with_registry(_jobs(histories, fold, tiny_config), registry, runner=SpyRunner())
-    for d in registry.root.iterdir():
-        for f in d.iterdir():
-            f.unlink()
+    for f in registry.root.rglob("*.safetensors"):
+        f.unlink()
     spy = SpyRunner()
     _, stats = run_jobs_with_registry(_jobs(histories, fold, tiny_config), registry, runner=spy)
     assert stats.reused == 0 and len([k for k in spy.trained if k[0] == "gru"]) == 2
@@ -189,3 +198,92 @@ def test_the_store_records_its_artifact_directory_whatever_the_out_dir(
     _, stats = run_jobs_with_registry(_jobs(histories, fold, tiny_config), moved, runner=SpyRunner())
     assert stats.reused == 2  # old models found through their recorded paths
     store.dispose()
+
+
+# ------------------------------------------------------------------ content-addressed artifacts (issue 14)
+def _legacy_layout(registry: ModelRegistry) -> None:
+    """Move every artifact to the layout before content addressing: ``<root>/<model_id>/model.*``."""
+    rows = registry.entries()
+    for row in rows.itertuples():
+        stem = registry.artifact_stem(row.artifact_hash)
+        old = registry.artifact_dir(row.model_id)
+        old.mkdir(parents=True)
+        for suffix in (".safetensors", ".json"):
+            stem.with_suffix(suffix).rename((old / "model").with_suffix(suffix))
+    rows["artifact_path"] = [str(registry.artifact_dir(m)) for m in rows["model_id"]]
+    registry.store.upsert(s.model_registry, rows)
+
+
+def test_artifacts_stored_in_the_older_layout_still_load(registry, histories, fold, tiny_config):
+    first, _ = run_jobs_with_registry(_jobs(histories, fold, tiny_config), registry, runner=SpyRunner())
+    _legacy_layout(registry)
+    assert not list(registry.root.rglob("??/*.safetensors"))
+    spy = SpyRunner()
+    second, stats = run_jobs_with_registry(_jobs(histories, fold, tiny_config), registry, runner=spy)
+    assert (stats.reused, stats.trained) == (2, 0) and not [k for k in spy.trained if k[0] == "gru"]
+    assert _preds(first) == _preds(second)
+
+
+def test_older_layout_found_after_the_artifact_directory_moved(tmp_path, histories, fold, tiny_config):
+    store = Store(f"sqlite:///{tmp_path / 'kallos.db'}")
+    store.create_schema()
+    old_root = tmp_path / "old" / "models"
+    registry = ModelRegistry(store, old_root)
+    run_jobs_with_registry(_jobs(histories, fold, tiny_config), registry, runner=SpyRunner())
+    _legacy_layout(registry)
+    old_root.rename(tmp_path / "moved")  # recorded paths now point nowhere
+    moved = ModelRegistry(store, tmp_path / "moved")
+    _, stats = run_jobs_with_registry(_jobs(histories, fold, tiny_config), moved, runner=SpyRunner())
+    assert stats.reused == 2
+    store.dispose()
+
+
+def test_an_altered_artifact_is_retrained_and_stored_again(registry, histories, fold, tiny_config):
+    run_jobs_with_registry(_jobs(histories, fold, tiny_config), registry, runner=SpyRunner())
+    row = registry.entries(coin_id="aaa").iloc[0]
+    weights = registry.artifact_stem(row["artifact_hash"]).with_suffix(".safetensors")
+    good = weights.read_bytes()
+    weights.write_bytes(good[:-8] + b"\x00" * 8)
+    with pytest.raises(ModelArtifactError, match="altered"):
+        registry.load(row["model_id"], tiny_config.model("gru", seed=3))
+    spy = SpyRunner()
+    _, stats = run_jobs_with_registry(_jobs(histories, fold, tiny_config), registry, runner=spy)
+    assert [k[1] for k in spy.trained if k[0] == "gru"] == ["aaa"] and stats.reused == 1
+    assert weights.read_bytes() == good  # deterministic retraining restored the recorded bytes
+
+
+def test_storing_a_state_twice_writes_it_once(registry, histories, fold, tiny_config):
+    results, _ = run_jobs_with_registry(_jobs(histories, fold, tiny_config), registry, runner=SpyRunner())
+    state = next(r.state for r in results if r.state is not None)
+    a = registry.store_state(*state)
+    files = a.files(registry.root)
+    mtimes = {k: p.stat().st_mtime_ns for k, p in files.items()}
+    assert registry.store_state(*state) == a
+    assert {k: p.stat().st_mtime_ns for k, p in files.items()} == mtimes
+    for kind, path in files.items():
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == a.sha256[kind]
+        assert path.stat().st_size == a.n_bytes[kind]
+    assert len(list(registry.root.rglob("*.safetensors"))) == 2  # the registered GRUs, no copy
+
+
+def test_a_run_directory_reloads_its_models_through_the_manifest(
+    registry, histories, fold, tiny_config, tmp_path
+):
+    jobs = _jobs(histories, fold, tiny_config)
+    results, _ = run_jobs_with_registry(jobs, registry, runner=SpyRunner())
+    fitted = [(j, r) for j, r in zip(jobs, results, strict=True) if r.state is not None]
+    refs = [
+        ModelReference(r.forecaster, r.coin_id, r.fold.key, registry.store_state(*r.state)) for _, r in fitted
+    ]
+    run_dir = tmp_path / "run"
+    write_models_manifest(run_dir, registry.root, refs)
+    for job, result in fitted:
+        model = load_run_model(run_dir, job.forecaster, result.coin_id, fold.key)
+        assert encode_model_state(*model.to_state()) == encode_model_state(*result.state)
+        preds = model.predict(job.history.upto(job.dates.max()), job.dates)
+        assert preds.to_numpy().tobytes() == result.predictions.to_numpy().tobytes()
+    with pytest.raises(KeyError, match="no model gru/zzz"):
+        load_run_model(run_dir, jobs[0].forecaster, "zzz", fold.key)
+    registry.artifact_stem(refs[0].artifact.artifact_hash).with_suffix(".safetensors").unlink()
+    with pytest.raises(ModelArtifactError, match=r"\.safetensors: missing; run .* references it"):
+        load_run_model(run_dir, jobs[0].forecaster, refs[0].coin_id, fold.key)

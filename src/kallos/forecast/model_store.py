@@ -1,14 +1,18 @@
 """The model registry: trained models stored once, found again by content, reused instead of retrained.
 
 One row per trained model in the ``model_registry`` table (:mod:`kallos.data.schema`) and one
-artifact directory ``<artifact_dir>/<model_id>/`` holding ``model.safetensors`` (the network's
-state_dict, no pickle) and ``model.json`` (scaler, parameters, training log).
+artifact, stored by content (:func:`kallos.data.artifacts.put_model_state`):
+``<artifact_dir>/<h[:2]>/<h>.safetensors`` (the network's state_dict, no pickle) and
+``<h>.json`` (scaler, parameters, training log), ``h`` being the row's ``artifact_hash``.
+Identical models are stored once, and a run directory references them by that hash
+(its ``models.json``) instead of copying them. Artifacts stored before this layout
+(``<artifact_dir>/<model_id>/model.safetensors`` + ``model.json``) are still found and loaded.
 
 The artifact directory belongs to the store, not to a run's ``--out``: it is recorded in the
 store's ``store_settings`` (key ``artifact_dir``) the first time a registry is opened
 (``compute.artifact_dir``, else ``<out>/models``), and every later run against the same
 database finds it there, whatever its ``--out``. Each row also records its artifact's absolute
-path, which a lookup tries first.
+path (the ``.safetensors`` file; a directory for the older layout), which a lookup tries first.
 
 Keys, all sha256 hex digests:
 
@@ -18,7 +22,9 @@ Keys, all sha256 hex digests:
   (not the test end, which only says how far the forecasts are used).
 * ``data_hash``: the training data slice, i.e. the coin's close and features up to the
   fold cutoff (everything a fit may read), hashed with :func:`pandas.util.hash_pandas_object`.
-* ``artifact_hash``: the bytes of the two artifact files.
+* ``artifact_hash``: the bytes of the two artifact files (:func:`kallos.data.artifacts.artifact_hash`);
+  a lookup or load checks it, and an altered artifact counts as missing (the model is retrained
+  and stored again).
 * ``model_id``: sha256 of ``artifact_hash | config_hash | data_hash``.
 
 A job whose (forecaster, coin, config_hash, data_hash) is registered and whose artifact is
@@ -34,9 +40,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +51,16 @@ from sqlalchemy import and_
 
 from kallos.compute import Engine
 from kallos.data import schema
-from kallos.data.artifacts import load_model_state, save_model_state
+from kallos.data.artifacts import (
+    ArtifactRef,
+    ModelArtifactError,
+    artifact_hash,
+    content_stem,
+    decode_model_state,
+    load_model_state,
+    put_model_state,
+    read_models_manifest,
+)
 from kallos.data.store import Store
 from kallos.features.labels import forward_log_return
 from kallos.forecast.base import BaseForecaster, CoinHistory
@@ -59,6 +71,7 @@ __all__ = [
     "RegistryStats",
     "job_config_hash",
     "job_data_hash",
+    "load_run_model",
     "registrable",
     "run_jobs_with_registry",
 ]
@@ -175,7 +188,12 @@ class ModelRegistry:
         return cls(store, root)
 
     def artifact_dir(self, model_id: str) -> Path:
+        """Where the older layout kept ``model_id`` (``<root>/<model_id>/model.*``); still read."""
         return self.root / model_id
+
+    def artifact_stem(self, digest: str) -> Path:
+        """Where the artifact with hash ``digest`` lives, without suffix: ``<root>/<digest[:2]>/<digest>``."""
+        return content_stem(self.root, digest)
 
     # ------------------------------------------------------------------ reads
     def entries(self, coin_id: str | None = None, model_type: str | None = None) -> pd.DataFrame:
@@ -190,7 +208,7 @@ class ModelRegistry:
         return frame.sort_values(["created_at", "model_id"], ascending=[False, True], ignore_index=True)
 
     def lookup(self, job: ForecastJob) -> str | None:
-        """The ``model_id`` registered for ``job`` whose artifact is on disk, else None."""
+        """The ``model_id`` registered for ``job`` whose artifact is on disk and intact, else None."""
         t = schema.model_registry
         where = and_(
             t.c.model_type == job.forecaster.name,
@@ -199,17 +217,43 @@ class ModelRegistry:
             t.c.data_hash == job_data_hash(job),
         )
         rows = self.store.read_table(t, where)
-        for model_id, path in zip(rows["model_id"], rows["artifact_path"], strict=True):
-            if self._located(str(model_id), str(path)) is not None:
-                return str(model_id)
+        for row in rows.itertuples(index=False):
+            stem = self._located(str(row.model_id), str(row.artifact_path), str(row.artifact_hash))
+            if stem is None:
+                continue
+            if self._read(stem, str(row.artifact_hash)) is not None:
+                return str(row.model_id)
+            log.warning("model %s: artifact %s.* altered (hash differs); retraining", row.model_id, stem)
         return None
 
-    def _located(self, model_id: str, recorded: str | None = None) -> Path | None:
-        """The directory holding ``model_id``'s files: its recorded path, else under ``root``."""
-        for directory in (Path(recorded) if recorded else None, self.artifact_dir(model_id)):
-            if directory is not None and (directory / f"{_ARTIFACT}.safetensors").is_file():
-                return directory
+    def _located(self, model_id: str, recorded: str | None = None, digest: str | None = None) -> Path | None:
+        """The stem (path without suffix) of ``model_id``'s artifact files, or None if absent.
+
+        Tried in order: the recorded path (a ``.safetensors`` file, or a directory of the older
+        layout), the content-addressed place under ``root`` (``digest``), the older layout's
+        ``<root>/<model_id>/model``: the last two find artifacts whose directory was moved.
+        """
+        candidates: list[Path] = []
+        if recorded:
+            path = Path(recorded)
+            candidates.append(path.with_suffix("") if path.suffix == ".safetensors" else path / _ARTIFACT)
+        if digest:
+            candidates.append(self.artifact_stem(digest))
+        candidates.append(self.artifact_dir(model_id) / _ARTIFACT)
+        for stem in candidates:
+            if stem.with_suffix(".safetensors").is_file() and stem.with_suffix(".json").is_file():
+                return stem
         return None
+
+    @staticmethod
+    def _read(stem: Path, digest: str) -> tuple[bytes, bytes] | None:
+        """The two files' bytes if their :func:`artifact_hash` is ``digest``, else None."""
+        try:
+            weights = stem.with_suffix(".safetensors").read_bytes()
+            info = stem.with_suffix(".json").read_bytes()
+        except FileNotFoundError:
+            return None
+        return (weights, info) if artifact_hash(weights, info) == digest else None
 
     def load(self, model_id: str, forecaster: BaseForecaster) -> BaseForecaster:
         """The fitted model ``model_id``, loaded into a copy of ``forecaster`` on its device.
@@ -218,14 +262,26 @@ class ModelRegistry:
         ------
         FileNotFoundError
             If neither the recorded path nor ``root`` holds the artifact.
+        ModelArtifactError
+            If the artifact's bytes differ from the recorded ``artifact_hash``.
         """
         t = schema.model_registry
         rows = self.store.read_table(t, t.c.model_id == model_id)
-        directory = self._located(model_id, None if rows.empty else str(rows["artifact_path"].iloc[0]))
-        if directory is None:
+        row = None if rows.empty else rows.iloc[0]
+        recorded = None if row is None else str(row["artifact_path"])
+        digest = None if row is None else str(row["artifact_hash"])
+        stem = self._located(model_id, recorded, digest)
+        if stem is None:
             raise FileNotFoundError(f"model {model_id}: no artifact under {self.root} or its recorded path")
-        tensors, meta = load_model_state(directory / _ARTIFACT)
-        return forecaster.load_state(tensors, meta)
+        if digest is None:
+            return forecaster.load_state(*load_model_state(stem))
+        data = self._read(stem, digest)
+        if data is None:
+            raise ModelArtifactError(
+                f"{stem}.safetensors / .json: altered; their hash differs from model {model_id}'s recorded "
+                f"artifact_hash {digest}. Delete them and re-run to retrain the model."
+            )
+        return forecaster.load_state(*decode_model_state(*data))
 
     def serve(self, job: ForecastJob, model_id: str) -> JobResult:
         """Forecasts of ``job`` from the stored model (no training)."""
@@ -234,11 +290,21 @@ class ModelRegistry:
         return JobResult(model.name, job.history.coin_id, job.fold, preds, model.to_state())
 
     # ------------------------------------------------------------------ writes
+    def store_state(self, tensors: dict[str, np.ndarray], meta: dict[str, Any]) -> ArtifactRef:
+        """Store a model state in the artifact directory by content; return its reference.
+
+        No registry row is written: :meth:`register` adds one for a walk-forward job; a run
+        directory references the artifact through its ``models.json``
+        (:func:`kallos.pipeline.persist.persist_study`). Storing the same state again writes
+        nothing, and rewrites a copy that is missing or altered.
+        """
+        return put_model_state(self.root, tensors, meta)
+
     def register(self, job: ForecastJob, result: JobResult) -> str:
         """Save the fitted model of ``result`` and upsert its registry row; return its ``model_id``.
 
-        The artifact is written to a temporary directory and renamed into place only after its
-        hash is known, so a failure leaves no half-written model.
+        The artifact is stored by content (:meth:`store_state`): each file is written beside its
+        final name and renamed into place, so a failure leaves no half-written model.
 
         Raises
         ------
@@ -248,21 +314,10 @@ class ModelRegistry:
         if result.state is None:
             raise ValueError(f"{job.key}: no fitted state to register ({result.error or 'not registrable'})")
         tensors, meta = result.state
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=self.root))
-        try:
-            weights, info = save_model_state(tmp / _ARTIFACT, tensors, meta)
-            artifact_hash = _sha256(weights.read_bytes(), info.read_bytes())
-            config_hash, data_hash = job_config_hash(job), job_data_hash(job)
-            model_id = _sha256(artifact_hash.encode(), config_hash.encode(), data_hash.encode())
-            final = self.artifact_dir(model_id)
-            if final.exists():
-                shutil.rmtree(tmp)
-            else:
-                os.replace(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        ref = self.store_state(tensors, meta)
+        config_hash, data_hash = job_config_hash(job), job_data_hash(job)
+        model_id = _sha256(ref.artifact_hash.encode(), config_hash.encode(), data_hash.encode())
+        final = self.artifact_stem(ref.artifact_hash).with_suffix(".safetensors")
         model = job.forecaster.load_state(tensors, meta)
         f = job.fold
         row = {
@@ -278,13 +333,38 @@ class ModelRegistry:
             "hyperparameters": meta.get("params", {}),
             "val_metrics": {**_validation_metrics(model, job), **_loss(meta)},
             "artifact_path": str(final),
-            "artifact_hash": artifact_hash,
+            "artifact_hash": ref.artifact_hash,
             "config_hash": config_hash,
             "data_hash": data_hash,
             "created_at": dt.datetime.now(dt.UTC),
         }
         self.store.upsert(schema.model_registry, pd.DataFrame([row]))
         return model_id
+
+
+def load_run_model(
+    run_dir: str | Path,
+    forecaster: BaseForecaster,
+    coin_id: str,
+    fold: str,
+    *,
+    artifact_dir: str | Path | None = None,
+) -> BaseForecaster:
+    """The fitted model a run used for ``coin_id`` in ``fold``, loaded into a copy of ``forecaster``.
+
+    The run's ``models.json`` names the artifact in the registry's artifact directory (``artifact_dir``
+    replaces the recorded one); both files are checked against the recorded sha256 first.
+
+    Raises
+    ------
+    ModelArtifactError
+        If the run has no manifest, or the artifact is missing or altered (names the file and the fix).
+    KeyError
+        If the run holds no such model.
+    """
+    models = read_models_manifest(run_dir)
+    tensors, meta = models.load(models.find(forecaster.name, coin_id, fold), artifact_dir)
+    return forecaster.load_state(tensors, meta)
 
 
 def _loss(meta: dict[str, Any]) -> dict[str, Any]:

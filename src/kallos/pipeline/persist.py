@@ -3,11 +3,19 @@
 Files are written into a hidden ``.<run-id>.partial`` directory; the database rows go in
 one transaction; only then is the directory renamed to ``<run-id>`` (an atomic rename).
 A failure anywhere removes the partial directory and leaves the database untouched.
+
+The run directory holds no model files. Every fitted model the study used is stored once, by
+content, in the model registry's artifact directory (where the registry already put the ones it
+trained or served; :meth:`kallos.forecast.model_store.ModelRegistry.store_state`), and the run
+references them in ``models.json`` (:func:`kallos.data.artifacts.write_models_manifest`).
+Artifacts are stored before the run directory appears: a failed run may leave models in the
+registry's directory (content-addressed, reused by later runs), never a run half-written.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -16,12 +24,12 @@ import pandas as pd
 
 from kallos import __version__
 from kallos.data import schema
-from kallos.data.artifacts import save_model_state
+from kallos.data.artifacts import MANIFEST, ModelReference, write_models_manifest
 from kallos.data.store import Store
+from kallos.forecast.model_store import ModelRegistry
 from kallos.pipeline.results import build_results, report_frames
 from kallos.pipeline.study import StudyResult
-from kallos.report import write_outputs
-from kallos.report.forecasts import forecast_section
+from kallos.report.outputs import write_outputs
 
 __all__ = ["index_id", "make_run_id", "persist_study"]
 
@@ -81,6 +89,26 @@ def _index_tables(result: StudyResult) -> tuple[pd.DataFrame, pd.DataFrame]:
     return constituents, long
 
 
+def _store_models(result: StudyResult, registry: ModelRegistry) -> list[ModelReference]:
+    """Store every fitted model of ``result`` in ``registry``'s artifact directory; their references."""
+    return [
+        ModelReference(job.forecaster, job.coin_id, job.fold.key, registry.store_state(*job.state))
+        for job in result.jobs
+        if job.state is not None
+    ]
+
+
+def _artifacts_doc(root: Path | None, models: list[ModelReference], manifest: Path) -> dict:
+    """``results["forecasts"]["models"]["artifacts"]``: where the run's models are, in summary."""
+    return {
+        "manifest": MANIFEST,
+        "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
+        "artifact_dir": None if root is None else str(root),
+        "n_models": len(models),
+        "bytes": sum(sum(m.artifact.n_bytes.values()) for m in models),
+    }
+
+
 def persist_study(
     result: StudyResult,
     store: Store,
@@ -89,14 +117,20 @@ def persist_study(
     wall_seconds: float,
     now: dt.datetime | None = None,
     tearsheets: bool = True,
+    registry: ModelRegistry | None = None,
 ) -> Path:
     """Write the run directory and database rows; return the run directory.
 
     Layout of ``<out_root>/<run-id>/``: ``results.json``, ``report.html``,
     ``weights.parquet``, ``returns.parquet``, ``forecasts.parquet``, ``decisions.parquet``,
     ``universe.parquet``, ``quality_events.parquet``, ``tearsheets/<key>.html`` (QuantStats, one
-    per variant against ``market_cap``; skipped with ``tearsheets=False``) and
-    ``models/<forecaster>/<coin>/<cutoff>`` (``.safetensors`` + ``.json`` per trained model).
+    per variant against ``market_cap``; skipped with ``tearsheets=False``) and ``models.json``:
+    one reference per fitted model (forecaster, coin, fold, the sha256 of its files and their
+    path in ``registry``'s artifact directory; no model file is copied into the run).
+
+    ``registry`` (default: ``store``'s, :meth:`ModelRegistry.for_store` with ``out_root``) holds
+    the models; those the study fitted without a registry are stored in it here, without a
+    registry row. Nothing is stored, and the store's settings are untouched, when no model was fitted.
     """
     now = now or dt.datetime.now(dt.UTC)
     config_hash = result.config.config_hash()
@@ -111,11 +145,18 @@ def persist_study(
         "config_hash": config_hash,
     }
     try:
-        for job in result.jobs:
-            if job.state is not None:
-                save_model_state(partial / "models" / job.forecaster / job.coin_id / job.fold.key, *job.state)
+        models: list[ModelReference] = []
+        root = None
+        if any(job.state is not None for job in result.jobs):
+            if registry is None:
+                registry = ModelRegistry.for_store(store, out_root)
+            root = registry.root.resolve()
+            models = _store_models(result, registry)
+        manifest = write_models_manifest(partial, root, models)
         database = store.engine.url.render_as_string(hide_password=True)
-        results = build_results(result, run, store.coverage(), database)
+        results = build_results(
+            result, run, store.coverage(), database, model_artifacts=_artifacts_doc(root, models, manifest)
+        )
         returns = _returns_long(result)
         tables = {
             "weights": result.weights,
@@ -125,14 +166,13 @@ def persist_study(
             "universe": result.universe,
             "quality_events": result.quality_events,
         }
-        section = forecast_section(result.forecast_evaluation) if result.forecast_evaluation else None
         write_outputs(
             partial,
             results,
             report_frames(result),
             tables,
             tearsheets=tearsheets,
-            forecast_evaluation_section=section,
+            forecast_evaluation=result.forecast_evaluation,
         )
         constituents, contributions = _index_tables(result)
         events = result.quality_events.assign(run_id=run_id, event_id=range(len(result.quality_events)))

@@ -1,24 +1,248 @@
-"""Assemble the machine-readable ``results.json`` document and the report frames of a study."""
+"""A study's result (:class:`StudyResult`), its typed views and its serialisations.
+
+:class:`StudyResult` is what :func:`kallos.pipeline.study.run_study` returns. A notebook user reads
+it through typed objects: :attr:`StudyResult.portfolios` (one
+:class:`~kallos.report.results.PortfolioResult` per variant) and :attr:`StudyResult.comparison`
+(:class:`~kallos.report.results.Comparison`). ``results.json`` (:meth:`StudyResult.to_results`,
+:func:`build_results`) serialises them, and :meth:`StudyResult.to_html` writes the report with no
+database.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from kallos.config import StudyConfig
 from kallos.data.quality import describe
 from kallos.data.universe import universe_summary
+from kallos.evaluation import ForecastEvaluation
+from kallos.evaluation.battery import StudyStatistics
+from kallos.evaluation.calibration import CalibrationResult
+from kallos.evaluation.primary import PrimaryFamily
+from kallos.forecast import Fold, JobResult
+from kallos.forecast.model_store import RegistryStats
 from kallos.forecast.registry import describe as describe_forecasters
-from kallos.pipeline.study import StudyResult
-from kallos.report import ReportFrames
+from kallos.forecast.tuned import StudySummary
+from kallos.portfolio import Strategy
+from kallos.report.blocks import ReportFrames
+from kallos.report.html import write_report
 from kallos.report.published import published_doc
+from kallos.report.results import Comparison, Fallbacks, PortfolioResult, Verdict, wide_weights
+from kallos.report.schema import validate_results
+from kallos.types import BacktestResult, Variant
 
-__all__ = ["RESULT_KEYS", "build_results", "report_frames"]
+__all__ = ["RESULT_KEYS", "Decisions", "StudyResult", "build_results", "report_frames", "write_study_report"]
 
 RESULT_KEYS = ("config", "data", "strategies", "tests", "forecasts", "universe")
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """Everything decided at or before a date, computed from data up to that date only.
+
+    Attributes
+    ----------
+    through : last decision date covered.
+    universe, folds, decision_dates, forecasts, jobs, decisions, weights : as in :class:`StudyResult`.
+    strategies : the strategies that took the decisions.
+    registry_stats : how many recurrent models the model registry served (None without one).
+    cmc_checks : coins whose market cap disagreed with CoinMarketCap's, and what the universe
+        used (:func:`kallos.data.universe.cmc_market_cap_check`).
+    tuning : one summary per tuned study (``forecast.tuning.enabled``), in job order.
+    """
+
+    through: pd.Timestamp
+    universe: pd.DataFrame
+    folds: list[Fold]
+    decision_dates: pd.DatetimeIndex
+    forecasts: pd.DataFrame
+    jobs: list[JobResult] = field(repr=False)
+    decisions: pd.DataFrame = field(repr=False)
+    weights: pd.DataFrame = field(repr=False)
+    strategies: list[Strategy] = field(repr=False)
+    registry_stats: RegistryStats | None = None
+    cmc_checks: pd.DataFrame | None = field(default=None, repr=False)
+    tuning: list[StudySummary] = field(default_factory=list, repr=False)
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """Everything a study computed. Frames are long unless stated.
+
+    Attributes
+    ----------
+    decided : the universe, folds, forecasts, decisions and target weights (:class:`Decisions`);
+        its fields are also available directly (``result.universe``, ``result.weights``, ...).
+    forecasts : ``decided.forecasts`` with the ``realised`` label of each forecast.
+    backtests : variant key -> BacktestResult.
+    variants : variant key -> (strategy, objective or None).
+    metrics : variant key -> {"net": {...}, "gross": {...}}.
+    tests : pairwise test records (``statistics.tests``, see :func:`kallos.evaluation.battery.run_battery`).
+    forecast_accuracy : per forecaster, coin and quarter (the quarter a forecast trades into).
+    forecast_overall : per forecaster pooled over coins (``coin_id == "all"``) and per coin.
+    coin_returns : daily simple returns of every universe coin over the test period.
+    reconciliation : CoinGecko vs Binance close divergence per coin-month
+        (:func:`kallos.data.reconcile.price_divergence`).
+    statistics : the statistics battery (:func:`kallos.evaluation.battery.evaluate`): tests,
+        effects, verdicts, PSR/DSR, PBO, regime and quarter breakdowns.
+    forecast_evaluation : accuracy per coin and quarter against the zero forecast (R²_oos),
+        Diebold-Mariano tests against zero and naive persistence, Pesaran-Timmermann tests,
+        residuals and accuracy by weeks since training (:func:`kallos.evaluation.forecast_evaluation`).
+    family : the primary family, declared from the configuration before anything ran.
+    calibration : size and power of the primary tests on this study's returns (None when off).
+    metrics_net_compare : variant key -> :func:`~kallos.evaluation.performance_metrics` of the daily
+        net returns when the same target weights are traded at ``backtest.compare_cost_bps`` per
+        side (``slippage_bps`` still added) instead of ``cost_bps``; None when
+        ``compare_cost_bps`` is unset. The statistics stay on the ``cost_bps`` returns.
+    """
+
+    config: StudyConfig
+    data_hash: str
+    panel_start: pd.Timestamp
+    panel_end: pd.Timestamp
+    panel_coins: int
+    quality_events: pd.DataFrame
+    decided: Decisions = field(repr=False)
+    forecasts: pd.DataFrame = field(repr=False)
+    backtests: dict[str, BacktestResult] = field(repr=False)
+    variants: dict[str, tuple[str, str | None]] = field(repr=False)
+    metrics: dict[str, dict[str, dict]] = field(repr=False)
+    tests: pd.DataFrame = field(repr=False)
+    forecast_accuracy: pd.DataFrame = field(repr=False)
+    forecast_overall: pd.DataFrame = field(repr=False)
+    coin_returns: pd.DataFrame = field(repr=False)
+    reconciliation: pd.DataFrame | None = field(default=None, repr=False)
+    statistics: StudyStatistics | None = field(default=None, repr=False)
+    forecast_evaluation: ForecastEvaluation | None = field(default=None, repr=False)
+    family: PrimaryFamily | None = field(default=None, repr=False)
+    calibration: CalibrationResult | None = field(default=None, repr=False)
+    metrics_net_compare: dict[str, dict] | None = field(default=None, repr=False)
+
+    universe = property(lambda self: self.decided.universe)
+    tuning = property(lambda self: self.decided.tuning)
+    folds = property(lambda self: self.decided.folds)
+    decision_dates = property(lambda self: self.decided.decision_dates)
+    jobs = property(lambda self: self.decided.jobs)
+    decisions = property(lambda self: self.decided.decisions)
+    weights = property(lambda self: self.decided.weights)
+
+    # ------------------------------------------------------------------ typed views
+
+    @cached_property
+    def portfolios(self) -> dict[str, PortfolioResult]:
+        """Variant key -> :class:`~kallos.report.results.PortfolioResult` (test period), in run order."""
+        start, end = pd.Timestamp(self.config.backtest.start), pd.Timestamp(self.config.backtest.end)
+        out = {}
+        for key, (strategy, objective) in self.variants.items():
+            bt = self.backtests[key]
+            decisions = self.decisions[self.decisions["key"] == key].reset_index(drop=True)
+            compare = None
+            if self.metrics_net_compare is not None:
+                compare = {"cost_bps": self.config.backtest.compare_cost_bps, **self.metrics_net_compare[key]}
+            variant = Variant(strategy, objective)
+            out[key] = PortfolioResult(
+                variant=variant,
+                returns=bt.returns_net.loc[start:end].rename(key),
+                returns_gross=bt.returns_gross.loc[start:end].rename(key),
+                turnover=bt.turnover.rename(key),
+                weights=wide_weights(self.weights, variant),
+                decisions=decisions,
+                metrics=self.metrics[key]["net"],
+                metrics_gross=self.metrics[key]["gross"],
+                fallbacks=Fallbacks.from_decisions(decisions),
+                missing_returns=bt.missing_returns,
+                metrics_compare=compare,
+            )
+        return out
+
+    def portfolio(self, variant: str | Variant) -> PortfolioResult:
+        """One variant's :class:`~kallos.report.results.PortfolioResult` (``"gru/max_sharpe"`` or a Variant).
+
+        Raises
+        ------
+        KeyError
+            For a variant the study did not run (the message lists those it did).
+        """
+        key = Variant.parse(variant).key
+        if key not in self.portfolios:
+            raise KeyError(f"variant {key!r} is not in this study; it ran {sorted(self.portfolios)}")
+        return self.portfolios[key]
+
+    @cached_property
+    def comparison(self) -> Comparison:
+        """The primary verdicts and the exploratory tests (:class:`~kallos.report.results.Comparison`).
+
+        Raises
+        ------
+        ValueError
+            When the study ran without statistics (``run_study(..., statistics=False)``).
+        """
+        if self.statistics is None:
+            raise ValueError("this study ran without statistics: no comparison (run it with statistics on)")
+        return Comparison.from_statistics(self.statistics)
+
+    def verdict(self, a: str | Variant, b: str | Variant) -> Verdict:
+        """``self.comparison.verdict(a, b)``: the primary verdict of ``a`` against ``b``."""
+        return self.comparison.verdict(a, b)
+
+    def summary(self) -> pd.DataFrame:
+        """Headline net metrics, one row per variant (:meth:`PortfolioResult.summary`)."""
+        return pd.DataFrame([p.summary() for p in self.portfolios.values()])
+
+    def to_results(
+        self,
+        run: dict[str, Any] | None = None,
+        coverage: pd.DataFrame | None = None,
+        database: str = "none",
+    ) -> dict[str, Any]:
+        """The ``results.json`` document (:func:`build_results`); without a store by default.
+
+        ``run`` defaults to an unsaved run (``run_id`` ``"unsaved"``, this Kallos version, the config
+        hash); ``coverage`` to no source rows.
+        """
+        if run is None:
+            from kallos import __version__
+
+            run = {
+                "run_id": "unsaved",
+                "kallos_version": __version__,
+                "created_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
+                "config_hash": self.config.config_hash(),
+            }
+        if coverage is None:
+            coverage = pd.DataFrame(columns=["source", "coin_id", "first", "last", "rows"])
+        return build_results(self, run, coverage, database)
+
+    def to_html(self, path: Path | str, *, assets: str | None = None) -> Path:
+        """Write the study's HTML report to ``path`` with no database; returns the path.
+
+        ``assets`` is ``"inline"`` (one offline file) or ``"shared"`` (plotly.js in a file beside it);
+        default: the configuration's ``report.assets``.
+        The results document is validated against the results schema first.
+
+        Raises
+        ------
+        ResultsSchemaError
+            If the results document does not match the schema (names the JSON path).
+        """
+        return write_study_report(Path(path), self.to_results(), self, assets=assets)
+
+    def _repr_html_(self) -> str:
+        cfg = self.config
+        head = (
+            f"<p><b>Kallos study</b>, {cfg.backtest.start} to {cfg.backtest.end}: "
+            f"{len(self.portfolios)} variants, {self.panel_coins} coins in the panel.</p>"
+        )
+        table = self.summary().to_html(float_format="%.3f")
+        verdicts = self.comparison.as_html() if self.statistics is not None else ""
+        return f"<div>{head}{table}{verdicts}</div>"
 
 
 def jsonable(value: Any) -> Any:
@@ -48,7 +272,14 @@ def _period(index: pd.Index) -> dict[str, Any]:
     return {"start": index[0], "end": index[-1], "n_days": len(index)}
 
 
-def build_results(result: StudyResult, run: dict[str, Any], coverage: pd.DataFrame, database: str) -> dict:
+def build_results(
+    result: StudyResult,
+    run: dict[str, Any],
+    coverage: pd.DataFrame,
+    database: str,
+    *,
+    model_artifacts: dict[str, Any] | None = None,
+) -> dict:
     """The ``results.json`` document, with top-level keys :data:`RESULT_KEYS`.
 
     With ``backtest.compare_cost_bps`` every ``strategies[key]`` gains ``metrics_net_compare``
@@ -72,28 +303,7 @@ def build_results(result: StudyResult, run: dict[str, Any], coverage: pd.DataFra
                 "constituents": _records(g[["coin_id", "rank", "market_cap", "benchmark_weight"]]),
             }
         )
-    strategies = {}
-    for key, (name, objective) in result.variants.items():
-        d = result.decisions[result.decisions["key"] == key]
-        reasons = d.loc[d["fallback"], "objective_used"].value_counts()
-        strategies[key] = {
-            "strategy": name,
-            "objective": objective,
-            "period": _period(result.backtests[key].returns_net.loc[start:end].index),
-            "metrics_net": result.metrics[key]["net"],
-            "metrics_gross": result.metrics[key]["gross"],
-            "fallbacks": {
-                "count": int(d["fallback"].sum()),
-                "rebalances": len(d),
-                "by_reason": {f"fell back to {k}": int(v) for k, v in reasons.items()},
-            },
-            "missing_returns": result.backtests[key].missing_returns,
-        }
-        if result.metrics_net_compare is not None:
-            strategies[key]["metrics_net_compare"] = {
-                "cost_bps": cfg.backtest.compare_cost_bps,
-                **result.metrics_net_compare[key],
-            }
+    strategies = {key: portfolio.to_results() for key, portfolio in result.portfolios.items()}
     trained = [j for j in result.jobs if j.state is not None]
     errors = [j.error for j in result.jobs if j.error]
     fc = result.forecasts
@@ -139,6 +349,7 @@ def build_results(result: StudyResult, run: dict[str, Any], coverage: pd.DataFra
                 "folds": len(result.folds),
                 "fold_cutoffs": [f.key for f in result.folds],
                 "errors": errors,
+                **({"artifacts": model_artifacts} if model_artifacts is not None else {}),
             },
         },
     }
@@ -246,4 +457,20 @@ def report_frames(result: StudyResult) -> ReportFrames:
     ]
     return ReportFrames(
         returns_net=net, returns_gross=gross, turnover=turnover, weights=weights, forecasts=forecasts
+    )
+
+
+def write_study_report(
+    path: Path, results: dict[str, Any], result: StudyResult, *, assets: str | None = None
+) -> Path:
+    """Validate ``results`` (the study's ``results.json`` document) and write the HTML report of ``result``.
+
+    Raises
+    ------
+    ResultsSchemaError
+        If ``results`` does not match the schema (names the JSON path).
+    """
+    validate_results(results)
+    return write_report(
+        path, results, report_frames(result), forecast_evaluation=result.forecast_evaluation, assets=assets
     )

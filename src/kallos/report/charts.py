@@ -30,6 +30,7 @@ from plotly.subplots import make_subplots
 
 from kallos.evaluation import cumulative_returns, drawdown
 from kallos.forecast.registry import FORECASTERS
+from kallos.types import Variant
 
 __all__ = [
     "BENCHMARK_COLOURS",
@@ -49,6 +50,7 @@ __all__ = [
     "strategy_rank",
     "turnover_figure",
     "universe_heatmap_figure",
+    "variant_parts",
     "weights_figure",
 ]
 
@@ -97,9 +99,10 @@ def strategy_colour(name: str) -> str:
     return _FALLBACK_COLOURS[sum(map(ord, strategy)) % len(_FALLBACK_COLOURS)]
 
 
-def _split_key(key: str) -> tuple[str, str | None]:
-    strategy, _, objective = key.partition("/")
-    return strategy, (objective or None)
+def variant_parts(key: str) -> tuple[str, str | None]:
+    """``(strategy, objective or None)`` of a variant key (:meth:`kallos.types.Variant.parse`)."""
+    variant = Variant.parse(key)
+    return variant.strategy, variant.objective
 
 
 def strategy_rank(strategy: str) -> tuple[int, str]:
@@ -135,7 +138,7 @@ def objectives_of(variant_keys: Iterable[str]) -> list[str]:
     """
     seen: dict[str, None] = {}
     for key in variant_keys:
-        _, objective = _split_key(str(key))
+        _, objective = variant_parts(str(key))
         if objective is not None:
             seen.setdefault(objective, None)
     return list(seen)
@@ -144,9 +147,9 @@ def objectives_of(variant_keys: Iterable[str]) -> list[str]:
 def _panel_columns(columns: Iterable[str], objective: str) -> list[str]:
     """Variant keys drawn in one objective panel: its forecast-driven variants, then benchmarks."""
     cols = [str(c) for c in columns]
-    driven = [c for c in cols if _split_key(c)[1] == objective]
-    benchmarks = [c for c in cols if _split_key(c)[1] is None]
-    driven.sort(key=lambda c: strategy_rank(_split_key(c)[0]))
+    driven = [c for c in cols if variant_parts(c)[1] == objective]
+    benchmarks = [c for c in cols if variant_parts(c)[1] is None]
+    driven.sort(key=lambda c: strategy_rank(variant_parts(c)[0]))
     benchmarks.sort(key=lambda c: strategy_rank(c))
     return driven + benchmarks
 
@@ -194,7 +197,7 @@ def _panelled_lines(
         keys = _panel_columns(series_by_key, objective) if objective != "all" else list(series_by_key)
         for key in keys:
             series = series_by_key[key]
-            strategy, _ = _split_key(key)
+            strategy, _ = variant_parts(key)
             fig.add_trace(
                 go.Scatter(
                     x=_date_labels(series.index),
@@ -653,7 +656,7 @@ def quarters_heatmap_figure(quarters: Sequence[Mapping[str, Any]], value: str = 
     frame[value] = pd.to_numeric(frame[value], errors="coerce")
     wide = frame.pivot_table(index="key", columns="quarter", values=value, aggfunc="first", dropna=False)
     order = sorted(
-        wide.index.astype(str), key=lambda k: (_split_key(k)[1] or "~", strategy_rank(_split_key(k)[0]))
+        wide.index.astype(str), key=lambda k: (variant_parts(k)[1] or "~", strategy_rank(variant_parts(k)[0]))
     )
     wide = wide.loc[order[::-1]]
     z = wide.to_numpy(dtype=float)
@@ -699,12 +702,12 @@ def regime_sharpe_figure(metrics: Sequence[Mapping[str, Any]], value: str = "sha
     regimes = list(dict.fromkeys(frame["regime"].astype(str)))
     keys = sorted(
         dict.fromkeys(frame["key"].astype(str)),
-        key=lambda k: (_split_key(k)[1] or "~", strategy_rank(_split_key(k)[0])),
+        key=lambda k: (variant_parts(k)[1] or "~", strategy_rank(variant_parts(k)[0])),
     )
     objs = objectives_of(keys)
     for key in keys:
         sub = frame.loc[frame["key"].astype(str) == key].groupby("regime")[value].first()
-        strategy, objective = _split_key(key)
+        strategy, objective = variant_parts(key)
         fig.add_trace(
             go.Bar(
                 x=regimes,

@@ -15,7 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from markupsafe import Markup
 
-from kallos.report.charts import strategy_colour
+from kallos.report.charts import strategy_colour, variant_parts
 
 DASH = "–"
 _PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "toImageButtonOptions": {"scale": 2}}
@@ -220,9 +220,8 @@ def total(records: Iterable[Mapping[str, Any]], key: str) -> int:
     return sum(int(x) for r in records if (x := as_float(r.get(key))) is not None and not math.isinf(x))
 
 
-def split(key: str) -> tuple[str, str | None]:
-    strategy, _, objective = key.partition("/")
-    return strategy, objective or None
+split = variant_parts
+"""``(strategy, objective or None)`` of a variant key (:func:`kallos.report.charts.variant_parts`)."""
 
 
 def figure_html(fig: go.Figure, name: str) -> Markup:
